@@ -1,0 +1,34 @@
+# make demo: set up and run the main job on embedded synthetic data.
+# make test: set up and run the test suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   ?= demo_out
+
+.PHONY: demo test install bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt torch
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/skymorph synth $(DEMO)/galaxies --galaxies 24 --particles 10000 --seed 1 --overwrite
+	$(BIN)/skymorph maps build $(DEMO)/galaxies --out $(DEMO)/maps.h5 --size 64 --rotations 3 --seed 1 --workers 2 --overwrite
+	$(BIN)/skymorph maps info $(DEMO)/maps.h5
+	$(BIN)/skymorph maps show $(DEMO)/maps.h5 --index 0 --out $(DEMO)/view0.png --overwrite
+	@echo "Demo outputs: $(DEMO)/galaxies (TNG-format cutouts), $(DEMO)/maps.h5 (map store), $(DEMO)/view0.png"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/projection.py
+
+clean:
+	rm -rf $(VENV) $(DEMO)

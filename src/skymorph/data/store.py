@@ -1,0 +1,147 @@
+"""The HDF5 map store (DESIGN.md section 6): reading, and the atomic writer of a finished build.
+
+Layout: /maps/<domain> float32 (N, H, W), one map per chunk, compressed, attrs unit / description /
+normalisation; /meta/<column> one row per view; /splits/{train,val,test} view indices (split by
+galaxy); root attrs: skymorph version, settings, source, seed, units.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .. import __version__
+from ..errors import InputError, OutputExistsError
+from .normalise import LogStandardise
+
+SPLITS = ("train", "val", "test")
+#: bits of /meta/flags
+FLAG_EOS_GAS = 1  # the view holds star-forming gas: its temperature follows the effective EOS
+FLAG_BOX_EDGE = 2  # the galaxy straddles the periodic box edge (unwrapped)
+
+
+def check_output(path: str | Path, overwrite: bool) -> Path:
+    """Refuse to overwrite ``path`` unless asked; make its folder."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: output exists (use --overwrite to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def temp_path(path: Path):
+    """A temporary path in the same folder as ``path``; call ``os.replace(tmp, path)`` when complete."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def split_by_galaxy(galaxy_ids: np.ndarray, seed: int, fractions=(0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
+    """View indices per split; every view of a galaxy falls into one split (no rotated-copy leaks)."""
+    uniq = np.unique(galaxy_ids)
+    order = np.random.default_rng([seed, 7]).permutation(uniq)
+    n = len(uniq)
+    n_val = int(round(fractions[1] * n)) if n >= 3 else 0
+    n_test = int(round(fractions[2] * n)) if n >= 3 else 0
+    n_val, n_test = (max(n_val, 1), max(n_test, 1)) if n >= 3 else (n_val, n_test)
+    groups = {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
+    return {k: np.flatnonzero(np.isin(galaxy_ids, v)).astype(np.int64) for k, v in groups.items()}
+
+
+def write_store(path: Path, maps: dict[str, np.ndarray], meta: dict[str, np.ndarray], domains, attrs: dict,
+                seed: int) -> None:
+    """Write a complete store atomically: splits by galaxy, normalisation from the train split."""
+    splits = split_by_galaxy(meta["galaxy_id"], seed)
+    tmp = temp_path(path)
+    try:
+        with h5py.File(tmp, "w") as f:
+            for d in domains:
+                arr = maps[d.name]
+                ds = f.create_dataset(f"maps/{d.name}", data=arr, chunks=(1, *arr.shape[1:]), compression="gzip",
+                                      compression_opts=4, shuffle=True)
+                train = arr[splits["train"][:: max(1, len(splits["train"]) // 1024)]]
+                ds.attrs.update({"unit": d.unit, "description": d.description,
+                                 **LogStandardise.fit(train if len(train) else arr).as_attrs()})
+            for k, v in meta.items():
+                f.create_dataset(f"meta/{k}", data=v)
+            for k, v in splits.items():
+                f.create_dataset(f"splits/{k}", data=v)
+            f.attrs.update({"skymorph_version": __version__, "seed": seed, "n_views": len(meta["galaxy_id"]),
+                            "n_galaxies": len(np.unique(meta["galaxy_id"])),
+                            "units": json.dumps({d.name: d.unit for d in domains}),
+                            "domains": ",".join(d.name for d in domains),
+                            **{k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in attrs.items()}})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class MapStore:
+    """Read access to a map store: ``store.maps(domain, idx)`` in physical units, meta, splits, norms."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputError(f"{self.path}: map store not found")
+        try:
+            self._f = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise InputError(f"{self.path}: not a readable HDF5 map store: {exc}") from None
+        for group in ("maps", "meta", "splits"):
+            if group not in self._f:
+                self._f.close()
+                raise InputError(f"{self.path}: group /{group} missing: not a skymorph map store")
+        self.domains = list(self._f["maps"].keys())
+        first = self._f["maps"][self.domains[0]]
+        self.n, self.npix = first.shape[0], first.shape[1]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self._f.close()
+
+    @property
+    def attrs(self) -> dict:
+        return dict(self._f.attrs)
+
+    @property
+    def settings(self) -> dict:
+        return json.loads(self._f.attrs["settings"])
+
+    def unit(self, domain: str) -> str:
+        return str(self._dataset(domain).attrs["unit"])
+
+    def _dataset(self, domain: str) -> h5py.Dataset:
+        if domain not in self._f["maps"]:
+            raise InputError(f"{self.path}: domain {domain!r} not in the store (it has {', '.join(self.domains)})")
+        return self._f["maps"][domain]
+
+    def maps(self, domain: str, index=slice(None)) -> np.ndarray:
+        """Maps of one domain (physical units), by index, slice or sorted index array."""
+        return self._dataset(domain)[index]
+
+    def norm(self, domain: str) -> LogStandardise:
+        return LogStandardise.from_attrs(self._dataset(domain).attrs)
+
+    def meta(self, column: str, index=slice(None)) -> np.ndarray:
+        if column not in self._f["meta"]:
+            raise InputError(f"{self.path}: meta column {column!r} missing")
+        return self._f["meta"][column][index]
+
+    def split(self, name: str) -> np.ndarray:
+        if name not in self._f["splits"]:
+            raise InputError(f"{self.path}: split {name!r} missing (have {', '.join(self._f['splits'])})")
+        return self._f["splits"][name][()]
+
+    def check_index(self, index: int) -> int:
+        if not 0 <= index < self.n:
+            raise InputError(f"{self.path}: view index {index} outside 0..{self.n - 1}")
+        return index

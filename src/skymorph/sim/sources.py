@@ -1,0 +1,158 @@
+"""Where galaxies come from: a folder of cutouts with a catalogue, or a TNG simulation folder.
+
+A source lists galaxy ids and loads one :class:`Galaxy` (particles centred on the subhalo,
+unwrapped periodically, physical units). Sources hold only paths, so they pickle to workers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .particles import Header, ParticleSet, part_type_number
+from .reader import (_open, _read_field, fields_to_read, loadSubhalo, loadSubhalos, read_cutout, read_header,
+                     snapshot_files, to_particles)
+
+CATALOG_NAME = "catalog.hdf5"
+
+
+@dataclass
+class Galaxy:
+    """One subhalo's particles, centred on its position (physical kpc, Msun)."""
+
+    id: int
+    header: Header
+    centre_kpc: np.ndarray
+    particles: dict[str, ParticleSet]
+    half_mass_radius: dict[str, float]  # kpc, from the catalogue (SubhaloHalfmassRadType)
+    source: str  # the file(s) it came from, for messages
+    snapshot: int = -1
+
+    @property
+    def straddles_edge(self) -> bool:
+        """True when the particles reach across a face of the periodic box."""
+        box = self.header.box_kpc
+        return any(np.any(np.abs(ps.pos + self.centre_kpc - box / 2) > box / 2) for ps in self.particles.values())
+
+
+def _catalog_rows(cat: dict, cu_len: float, ids) -> tuple[np.ndarray, np.ndarray]:
+    return cat["SubhaloPos"][ids] * cu_len, cat["SubhaloHalfmassRadType"][ids] * cu_len
+
+
+def _half_mass(row: np.ndarray) -> dict[str, float]:
+    return {name: float(row[part_type_number(name)]) for name in ("gas", "dm", "stars")}
+
+
+class CutoutFolder:
+    """A folder of TNG web-API cutouts ``cutout_<id>.hdf5`` with a ``catalog.hdf5`` in group-catalogue layout."""
+
+    kind = "cutouts"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.catalog_path = self.path / CATALOG_NAME
+        if not self.path.is_dir():
+            raise InputError(f"{self.path}: not a folder of cutouts")
+        with _open(self.catalog_path) as f:
+            self.header = read_header(self.catalog_path)
+            self._cat = {name: _read_field(f, self.catalog_path, "Subhalo", name)
+                         for name in ("SubhaloPos", "SubhaloHalfmassRadType")}
+            n = len(self._cat["SubhaloPos"])
+            self._ids = (_read_field(f, self.catalog_path, "Subhalo", "SubhaloID").astype(int)
+                         if "SubhaloID" in f["Subhalo"] else np.arange(n))
+        self._row = {int(i): k for k, i in enumerate(self._ids)}
+
+    @property
+    def ids(self) -> list[int]:
+        return [int(i) for i in self._ids]
+
+    @property
+    def description(self) -> dict:
+        return {"kind": self.kind, "path": str(self.path.resolve())}
+
+    def load(self, galaxy_id: int, parttypes=("gas", "dm", "stars"), require: dict | None = None) -> Galaxy:
+        if galaxy_id not in self._row:
+            raise InputError(f"{self.catalog_path}: subhalo {galaxy_id} not in the catalogue")
+        path = self.path / f"cutout_{galaxy_id}.hdf5"
+        parts = read_cutout(path, parttypes, require)
+        header = parts.pop("header")
+        centre, rhalf = _catalog_rows(self._cat, header.a / header.h, self._row[galaxy_id])
+        centred = {k: v.centred(centre, header.box_kpc) for k, v in parts.items()}
+        return Galaxy(galaxy_id, header, centre, centred, _half_mass(rhalf), str(path))
+
+
+class TNGSimulation:
+    """A TNG output folder (``basePath`` with snapdir_NNN/ and groups_NNN/), read like illustris_python."""
+
+    kind = "tng"
+
+    def __init__(self, base_path: str | Path, snapshot: int, subhalos=None):
+        self.path = Path(base_path)
+        self.snapshot = int(snapshot)
+        self.header = read_header(snapshot_files(self.path, self.snapshot)[0])
+        self._cat = loadSubhalos(self.path, self.snapshot, ["SubhaloPos", "SubhaloHalfmassRadType"])
+        n = self._cat["count"]
+        ids = np.arange(n) if subhalos is None else np.asarray(list(subhalos), dtype=int)
+        missing = ids[(ids < 0) | (ids >= n)]
+        if len(missing):
+            raise InputError(f"{self.path}: subhalo {int(missing[0])} does not exist in snapshot "
+                             f"{self.snapshot:03d} (it has {n} subhaloes)")
+        self._ids = ids
+
+    @property
+    def ids(self) -> list[int]:
+        return [int(i) for i in self._ids]
+
+    @property
+    def description(self) -> dict:
+        return {"kind": self.kind, "path": str(self.path.resolve()), "snapshot": self.snapshot}
+
+    def load(self, galaxy_id: int, parttypes=("gas", "dm", "stars"), require: dict | None = None) -> Galaxy:
+        files = snapshot_files(self.path, self.snapshot)
+        header = self.header
+        with _open(files[0]) as f:
+            mass_table = np.asarray(f["Header"].attrs["MassTable"], dtype=np.float64)
+        parts = {}
+        for ptype in parttypes:
+            group = f"PartType{part_type_number(ptype)}"
+            with _open(files[0]) as f:
+                if group not in f:
+                    raise InputError(f"{files[0]}: missing part type {ptype} ({group})")
+                names = fields_to_read(f, group, ptype, files[0], (require or {}).get(ptype, ()))
+            raw = loadSubhalo(self.path, self.snapshot, galaxy_id, ptype, names)
+            if raw["count"] == 0:
+                raise InputError(f"{self.path}: subhalo {galaxy_id} has no {ptype} particles ({group} is empty)")
+            parts[ptype] = to_particles(raw, ptype, header, mass_table, f"{self.path} subhalo {galaxy_id}")
+        centre, rhalf = _catalog_rows(self._cat, header.a / header.h, galaxy_id)
+        centred = {k: v.centred(centre, header.box_kpc) for k, v in parts.items()}
+        return Galaxy(galaxy_id, header, centre, centred, _half_mass(rhalf), str(self.path), self.snapshot)
+
+
+def parse_ids(spec: str | None):
+    """'0-99' or '3,5,7' or '0-9,20' -> list of ints; None -> None (all)."""
+    if spec is None:
+        return None
+    ids = []
+    for part in str(spec).split(","):
+        part = part.strip()
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            ids.extend(range(int(lo), int(hi) + 1))
+        elif part:
+            ids.append(int(part))
+    return ids
+
+
+def open_source(path: str | Path, snapshot: int | None = None, subhalos=None):
+    """A :class:`CutoutFolder` (folder with catalog.hdf5) or, with ``snapshot``, a :class:`TNGSimulation`."""
+    if snapshot is not None:
+        return TNGSimulation(path, snapshot, subhalos)
+    src = CutoutFolder(path)
+    if subhalos is not None:
+        unknown = [i for i in subhalos if i not in src._row]
+        if unknown:
+            raise InputError(f"{src.catalog_path}: subhalo {unknown[0]} not in the catalogue")
+        src._ids = np.asarray(list(subhalos), dtype=int)
+    return src

@@ -1,0 +1,152 @@
+"""TNG/Arepo readers: unit conversion at the boundary, periodic unwrapping, snapshots, bad input."""
+import numpy as np
+import pytest
+
+from skymorph.errors import InputError
+from skymorph.sim import loadSubhalo, loadSubhalos, loadSubset, read_cutout
+from skymorph.sim.sources import TNGSimulation
+from tng_files import gas_fields, write_cutout, write_snapshot
+
+
+def _stars(n, rng, centre=(1000.0, 1000.0, 1000.0)):
+    return {"Coordinates": np.asarray(centre) + rng.normal(0, 3, (n, 3)), "Masses": np.full(n, 2e-5, np.float32),
+            "GFM_StellarFormationTime": np.where(np.arange(n) < 5, -0.3, 0.4).astype(np.float32)}
+
+
+def _dm(n, rng, centre=(1000.0, 1000.0, 1000.0)):
+    return {"Coordinates": np.asarray(centre) + rng.normal(0, 10, (n, 3))}
+
+
+@pytest.fixture
+def cutout(tmp_path):
+    rng = np.random.default_rng(0)
+    return write_cutout(tmp_path / "cutout_0.hdf5", {"PartType0": gas_fields(200, rng), "PartType1": _dm(300, rng),
+                                                     "PartType4": _stars(100, rng)})
+
+
+def test_read_cutout_converts_with_the_files_a_and_h(cutout):
+    import h5py
+    p = read_cutout(cutout)
+    a, h = 0.5, 0.7
+    with h5py.File(cutout) as f:
+        g = {k: f["PartType0"][k][()] for k in f["PartType0"]}
+    gas = p["gas"]
+    assert np.allclose(gas.pos, g["Coordinates"] * a / h)
+    assert np.allclose(gas.mass, g["Masses"].astype(float) * 1e10 / h)
+    rho = g["Density"].astype(float) * 1e10 * h**2 / a**3
+    assert np.allclose(gas.fields["density"], rho)
+    assert np.allclose(gas.hsml, 2.5 * (3 * gas.mass / (4 * np.pi * rho)) ** (1 / 3))
+    assert np.allclose(gas.fields["bfield"], np.linalg.norm(g["MagneticField"].astype(float), axis=1) * h / a**2 * 2.6015e-6,
+                       rtol=1e-4)
+    assert np.allclose(gas.fields["hi_mass"], 0.76 * gas.mass * g["NeutralHydrogenAbundance"])
+    assert np.array_equal(gas.fields["eos"] > 0, g["StarFormationRate"] > 0)
+    # DM has no Masses: every particle weighs MassTable[1]
+    assert np.allclose(p["dm"].mass, 2e-4 * 1e10 / h)
+    # wind particles (formation time <= 0) are not stars
+    assert len(p["stars"]) == 95
+    # no SubfindHsml / StellarHsml: hsml is the distance to the 64th / 32nd neighbour
+    from scipy.spatial import cKDTree
+    d, _ = cKDTree(p["dm"].pos).query(p["dm"].pos, k=65)
+    assert np.allclose(p["dm"].hsml, d[:, -1])
+
+
+def test_stored_smoothing_lengths_are_used(tmp_path):
+    rng = np.random.default_rng(1)
+    dm = _dm(100, rng)
+    dm["SubfindHsml"] = np.full(100, 7.0, np.float32)
+    path = write_cutout(tmp_path / "c.hdf5", {"PartType1": dm})
+    assert np.allclose(read_cutout(path, ("dm",))["dm"].hsml, 7.0 * 0.5 / 0.7)
+
+
+def test_periodic_unwrap_about_the_centre(tmp_path):
+    rng = np.random.default_rng(2)
+    box = 75000.0
+    dm = _dm(400, rng, centre=(0.0, 0.0, box - 1.0))
+    dm["Coordinates"] %= box  # straddles three faces of the box
+    p = read_cutout(write_cutout(tmp_path / "c.hdf5", {"PartType1": dm}), ("dm",))
+    centred = p["dm"].centred(np.array([0.0, 0.0, (box - 1.0) * 0.5 / 0.7]), box * 0.5 / 0.7)
+    assert np.abs(centred.pos).max() < 60 * 0.5 / 0.7  # one compact galaxy, not split across the box
+    assert np.allclose(np.median(centred.pos, axis=0), 0, atol=2.0)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda g: g["PartType0"].pop("Density"), "PartType0/Density missing"),
+    (lambda g: g.pop("PartType4"), "missing part type stars"),
+    (lambda g: g["PartType0"]["Masses"].__setitem__(3, np.nan), "PartType0/Masses has 1 NaN"),
+    (lambda g: g["PartType0"]["Masses"].__setitem__(3, -1.0), "PartType0/Masses has 1 negative"),
+    (lambda g: g["PartType0"]["Density"].__setitem__(slice(0, 2), -1.0), "PartType0/Density has 2 negative"),
+    (lambda g: g.__setitem__("PartType4", {k: v[:0] for k, v in g["PartType4"].items()}), "no stars particles"),
+])
+def test_bad_cutouts_name_the_file_and_field(tmp_path, mutate, message):
+    rng = np.random.default_rng(3)
+    parts = {"PartType0": gas_fields(50, rng), "PartType1": _dm(50, rng), "PartType4": _stars(50, rng)}
+    mutate(parts)
+    path = write_cutout(tmp_path / "bad.hdf5", parts)
+    with pytest.raises(InputError, match=message) as err:
+        read_cutout(path)
+    assert "bad.hdf5" in str(err.value)
+
+
+def test_missing_requested_field_is_named(cutout):
+    with pytest.raises(InputError, match="PartType0/MagneticFieldDivergence missing"):
+        read_cutout(cutout, ("gas",), {"gas": ["MagneticFieldDivergence"]})
+
+
+def test_truncated_and_non_hdf5_files(tmp_path, cutout):
+    data = cutout.read_bytes()
+    (tmp_path / "trunc.hdf5").write_bytes(data[: len(data) // 3])
+    (tmp_path / "text.hdf5").write_text("not hdf5")
+    for name in ("trunc.hdf5", "text.hdf5", "absent.hdf5"):
+        with pytest.raises(InputError, match=name):
+            read_cutout(tmp_path / name)
+
+
+@pytest.fixture
+def snapshot(tmp_path):
+    rng = np.random.default_rng(4)
+    subs = []
+    for i, c in enumerate([(100.0, 100, 100), (130.0, 100, 100), (5000.0, 5000, 5000)]):
+        subs.append({0: gas_fields(30 + i, rng, c), 1: _dm(40 + 2 * i, rng, c), 4: _stars(20 + i, rng, c)})
+    base = tmp_path / "output"
+    write_snapshot(base, 99, subs, groups=[[0, 1], [2]], fuzz=7, n_chunks=3, rng=rng)
+    return base, subs
+
+
+def test_load_subset_concatenates_chunks(snapshot):
+    base, subs = snapshot
+    raw = loadSubset(base, 99, "gas", ["Masses"])
+    assert raw["count"] == sum(30 + i for i in range(3)) + 2 * 7
+    assert loadSubhalos(base, 99, ["SubhaloLenType"])["count"] == 3
+
+
+@pytest.mark.parametrize("with_offsets", [False, True])
+def test_load_subhalo_returns_exactly_its_particles(tmp_path, with_offsets):
+    rng = np.random.default_rng(5)
+    subs = [{0: gas_fields(30 + i, rng), 1: _dm(40 + i, rng), 4: _stars(20 + i, rng)} for i in range(4)]
+    base = tmp_path / "output"
+    write_snapshot(base, 33, subs, groups=[[0, 1, 2], [3]], fuzz=5, n_chunks=4, rng=rng, offsets_file=with_offsets)
+    for sid in range(4):
+        for pt, name in ((0, "gas"), (1, "dm"), (4, "stars")):
+            got = loadSubhalo(base, 33, sid, name, ["Coordinates"])
+            assert np.array_equal(got["Coordinates"], subs[sid][pt]["Coordinates"])
+
+
+def test_tng_source_matches_the_cutout_reader(snapshot, tmp_path):
+    base, subs = snapshot
+    src = TNGSimulation(base, 99, [1, 2])
+    g = src.load(1)
+    cut = read_cutout(write_cutout(tmp_path / "c1.hdf5", {f"PartType{k}": v for k, v in subs[1].items()}))
+    for name in ("gas", "dm", "stars"):
+        assert np.allclose(g.particles[name].mass, cut[name].mass)
+        assert np.allclose(g.particles[name].pos + g.centre_kpc, cut[name].pos)
+    assert g.half_mass_radius["gas"] == pytest.approx(3.0 * 0.5 / 0.7)
+
+
+def test_unknown_subhalo_and_snapshot(snapshot):
+    base, _ = snapshot
+    with pytest.raises(InputError, match="subhalo 7 does not exist"):
+        TNGSimulation(base, 99, [0, 7])
+    with pytest.raises(InputError, match="subhalo 3 does not exist"):
+        loadSubhalo(base, 99, 3, "gas", ["Masses"])
+    with pytest.raises(InputError, match="no snapshot 098"):
+        TNGSimulation(base, 98)
