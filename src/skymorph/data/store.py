@@ -95,7 +95,8 @@ class MapStore:
             if group not in self._f:
                 self._f.close()
                 raise InputError(f"{self.path}: group /{group} missing: not a skymorph map store")
-        self.domains = list(self._f["maps"].keys())
+        order = str(self._f.attrs.get("domains", ""))
+        self.domains = [d for d in order.split(",") if d in self._f["maps"]] or list(self._f["maps"].keys())
         first = self._f["maps"][self.domains[0]]
         self.n, self.npix = first.shape[0], first.shape[1]
 
