@@ -117,5 +117,123 @@ def maps_fits(store: Path = typer.Argument(..., help="map store (.h5)"),
         typer.echo(f"wrote {export_fits(s, index, domain, out, overwrite)}")
 
 
+@app.command("train")
+@_friendly
+def train_cmd(out: Path = typer.Option(..., help="run folder (checkpoints, logs, resolved config)"),
+              method: Optional[str] = typer.Option(None, help="baseline, unet or pix2pix"),
+              data: Optional[Path] = typer.Option(None, help="map store (.h5)"),
+              source: Optional[str] = typer.Option(None, help="source domain(s), e.g. gas or gas,temp"),
+              target: Optional[str] = typer.Option(None, help="target domain"),
+              config: Optional[Path] = typer.Option(None, help="YAML config (options given here override it)"),
+              max_epochs: Optional[int] = typer.Option(None, help="epochs (default 30)"),
+              max_minutes: Optional[float] = typer.Option(None, help="wall-clock budget in minutes"),
+              batch_size: Optional[int] = typer.Option(None), lr: Optional[float] = typer.Option(None),
+              seed: Optional[int] = typer.Option(None), base_channels: Optional[int] = typer.Option(None),
+              ema: Optional[bool] = typer.Option(None, "--ema/--no-ema", help="EMA of generator weights"),
+              devices: Optional[int] = typer.Option(None, help="devices (GPUs, or CPU processes)"),
+              strategy: Optional[str] = typer.Option(None, help="auto, ddp, ddp_spawn, ..."),
+              accelerator: Optional[str] = typer.Option(None, help="auto, cpu, gpu"),
+              precision: Optional[str] = typer.Option(None, help="32-true, 16-mixed, bf16-mixed"),
+              resume: bool = typer.Option(False, help="continue an interrupted run in OUT"),
+              overwrite: bool = typer.Option(False, help="replace an existing run folder"),
+              progress: bool = typer.Option(True, help="progress bar")):
+    """Train a translation method through PyTorch Lightning (checkpoint every epoch, --resume)."""
+    from .methods.config import TrainConfig
+    from .methods.training import CONFIG_NAME, train
+
+    given = {"method": method, "data": data, "source": source, "target": target, "max_epochs": max_epochs,
+             "max_minutes": max_minutes, "batch_size": batch_size, "lr": lr, "seed": seed,
+             "base_channels": base_channels, "ema": ema, "devices": devices, "strategy": strategy,
+             "accelerator": accelerator, "precision": precision}
+    if resume:
+        saved = TrainConfig.load(out / CONFIG_NAME)
+        for key in ("method", "data", "source", "target"):
+            new = TrainConfig.build({**saved.model_dump(), key: given[key]}).model_dump()[key] if given[key] else None
+            if new is not None and new != saved.model_dump()[key]:
+                raise SkymorphError(f"{out}: --resume of a run trained with {key} = {saved.model_dump()[key]}, "
+                                    f"not {given[key]}")
+        cfg = saved.model_copy(update={k: v for k, v in given.items() if k in ("max_epochs", "max_minutes") and v})
+    elif config is not None:
+        cfg = TrainConfig.load(config, **given)
+    else:
+        missing = [k for k in ("method", "data", "source", "target") if given[k] is None]
+        if missing:
+            raise SkymorphError(f"train needs --{missing[0]} (or a --config file that sets it)")
+        cfg = TrainConfig.build({}, **given)
+    typer.echo(f"trained {train(cfg, out, resume=resume, overwrite=overwrite, progress=progress)}")
+
+
+@app.command("translate")
+@_friendly
+def translate_cmd(run: Path = typer.Argument(..., help="trained run folder"),
+                  out: Path = typer.Option(..., help="output predictions (.h5, or .fits with --fits)"),
+                  data: Optional[Path] = typer.Option(None, help="map store to translate a split of"),
+                  split: str = typer.Option("test", help="train, val or test"),
+                  fits_in: Optional[Path] = typer.Option(None, "--fits", help="translate one FITS map instead"),
+                  steps: Optional[int] = typer.Option(None, help="sampler steps (diffusion-type methods)"),
+                  samples: int = typer.Option(1, help="samples per input (stochastic methods)"),
+                  seed: int = typer.Option(0, help="random seed"),
+                  overwrite: bool = typer.Option(False, help="replace an existing output")):
+    """Translate maps with a trained run; predictions are written in physical units."""
+    from .data.store import MapStore
+    from .methods.apply import translate_fits, translate_store
+    from .methods.training import load_run
+
+    if samples < 1:
+        raise SkymorphError(f"--samples {samples}: need at least one sample")
+    cfg, method = load_run(run)
+    if fits_in is not None:
+        typer.echo(f"wrote {translate_fits(cfg, method, fits_in, out, steps, seed, overwrite)}")
+    elif data is not None:
+        with MapStore(data) as store:
+            typer.echo(f"wrote {translate_store(cfg, method, store, split, out, steps, seed, samples, overwrite)}")
+    else:
+        raise SkymorphError("translate needs --data maps.h5 (with --split) or --fits map.fits")
+
+
+@app.command("evaluate")
+@_friendly
+def evaluate_cmd(run: Path = typer.Argument(..., help="trained run folder"),
+                 data: Path = typer.Option(..., help="map store (.h5)"),
+                 out: Path = typer.Option(..., help="folder for metrics.json and figures"),
+                 split: str = typer.Option("test", help="train, val or test"),
+                 steps: Optional[int] = typer.Option(None, help="sampler steps"),
+                 samples: int = typer.Option(1, help="samples per input"),
+                 seed: int = typer.Option(0, help="random seed"),
+                 overwrite: bool = typer.Option(False, help="replace existing outputs")):
+    """Physics-aware metrics of a run on a split (physical units), with figures."""
+    from .evaluate.runner import evaluate_run, write_evaluation
+
+    ev = evaluate_run(run, data, split, steps, seed, samples)
+    write_evaluation(ev, out, overwrite)
+    typer.echo(f"{ev.info['method']} {'+'.join(ev.info['source'])}->{ev.info['target']} on {ev.info['n_views']} "
+               f"{split} views: " + ", ".join(f"{k} {ev.summary[k]['median']:.3g}"
+                                               for k in ("mse_log", "ssim", "pk_rel_err", "pdf_w1")))
+    typer.echo(f"wrote {out / 'metrics.json'} and figures")
+
+
+@app.command("benchmark")
+@_friendly
+def benchmark_cmd(data: Path = typer.Option(..., help="map store (.h5)"),
+                  out: Path = typer.Option(..., help="folder for runs, results.json/.md and report.html"),
+                  pairs: str = typer.Option("gas:hi,gas:dm,gas:star", help="source:target pairs"),
+                  methods: str = typer.Option("baseline,unet,pix2pix", help="methods to compare"),
+                  max_minutes: Optional[float] = typer.Option(None, help="training budget per method and pair"),
+                  max_epochs: int = typer.Option(1000, help="epoch cap per method and pair"),
+                  base_channels: int = typer.Option(32, help="U-Net width"),
+                  seed: int = typer.Option(0, help="random seed"),
+                  progress: bool = typer.Option(True, help="progress bars")):
+    """Train (or reuse) every method for every pair under one budget; tables and an HTML report."""
+    from .evaluate.benchmark import parse_pairs, run_benchmark
+    from .evaluate.report import verdicts
+
+    res = run_benchmark(data, parse_pairs(pairs), [m.strip() for m in methods.split(",")], out, max_minutes,
+                        max_epochs, {"base_channels": base_channels}, seed, progress)
+    for name, pair in res.items():
+        for line in verdicts(name, pair):
+            typer.echo(line)
+    typer.echo(f"report: {out / 'report.html'} (tables: {out / 'results.md'})")
+
+
 if __name__ == "__main__":
     app()

@@ -10,7 +10,7 @@ from astropy.io import fits
 from .. import __version__
 from .store import MapStore, temp_path, check_output
 
-_FITS_UNITS = {"Msun/kpc^2": "solMass/kpc2", "mK": "mK", "K": "K", "Gauss": "G"}
+FITS_UNITS = {"Msun/kpc^2": "solMass/kpc2", "mK": "mK", "K": "K", "Gauss": "G"}
 
 
 def export_fits(store: MapStore, index: int, domain: str, out: str | Path, overwrite: bool = False) -> Path:
@@ -22,7 +22,7 @@ def export_fits(store: MapStore, index: int, domain: str, out: str | Path, overw
     npix = img.shape[0]
     pix = 2 * hw / npix
     hdr = fits.Header()
-    hdr["BUNIT"] = (_FITS_UNITS.get(store.unit(domain), store.unit(domain)), "physical unit of the map")
+    hdr["BUNIT"] = (FITS_UNITS.get(store.unit(domain), store.unit(domain)), "physical unit of the map")
     for ax in (1, 2):
         hdr[f"CTYPE{ax}"] = ("X" if ax == 1 else "Y", "offset from the subhalo centre")
         hdr[f"CUNIT{ax}"] = "kpc"

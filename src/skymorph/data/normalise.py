@@ -6,6 +6,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
+DYNAMIC_RANGE = 1e-4
+
+
 @dataclass(frozen=True)
 class LogStandardise:
     """log10(x + eps), standardised with train-split statistics; ``inverse`` returns physical values."""
@@ -16,10 +19,14 @@ class LogStandardise:
 
     @classmethod
     def fit(cls, maps: np.ndarray) -> "LogStandardise":
-        """Statistics from maps of one domain: eps = 1e-3 × median positive pixel."""
+        """Statistics from maps of one domain.
+
+        eps = 1e-4 × the 99.9th percentile of positive pixels: models and log metrics resolve the
+        top four decades of a map, not the (unobservable) far tails of halo HI or stellar light.
+        """
         x = np.asarray(maps, dtype=np.float64)
         pos = x[x > 0]
-        eps = 1e-3 * float(np.median(pos)) if pos.size else 1.0
+        eps = DYNAMIC_RANGE * float(np.percentile(pos, 99.9)) if pos.size else 1.0
         z = np.log10(x + eps)
         std = float(z.std())
         return cls(eps, float(z.mean()), std if std > 0 else 1.0)

@@ -1,0 +1,69 @@
+"""Torch datasets over a map store: lazy HDF5 reads, the store's invertible normalisation, augmentation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import ConfigError
+from .normalise import LogStandardise
+from .store import MapStore
+
+
+def check_pair(store: MapStore, source: list[str], target: str) -> None:
+    """Both domains exist in the store and the target is not among the sources."""
+    for d in [*source, target]:
+        store.unit(d)  # raises InputError naming the store and the missing domain
+    if target in source:
+        raise ConfigError(f"source and target are both {target!r}: translate one domain into another")
+
+
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Element k in 0..7 of the symmetry group of the square, on the last two axes."""
+    x = torch.rot90(x, k % 4, dims=(-2, -1))
+    return torch.flip(x, dims=(-1,)) if k >= 4 else x
+
+
+class PairedMaps(Dataset):
+    """(source, target) views of one split, normalised: source (C, H, W), target (1, H, W) float32.
+
+    The HDF5 file is opened lazily in each data-loader worker. With ``augment``, one random flip /
+    90-degree rotation is applied identically to source and target. ``norms`` defaults to the
+    store's own (train-split) normalisation; a trained run passes the one it was trained with.
+    """
+
+    def __init__(self, path: str | Path, source: list[str], target: str, split: str = "train",
+                 augment: bool = False, norms: dict[str, LogStandardise] | None = None):
+        self.path = Path(path)
+        self.source, self.target, self.augment = list(source), target, augment
+        with MapStore(self.path) as store:
+            check_pair(store, self.source, target)
+            self.indices = store.split(split)
+            self.npix = store.npix
+            self.norms = norms or {d: store.norm(d) for d in [*self.source, target]}
+        self._file: h5py.File | None = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _maps(self, domain: str, i: int) -> np.ndarray:
+        if self._file is None:
+            self._file = h5py.File(self.path, "r")
+        return self.norms[domain].forward(self._file["maps"][domain][i]).astype(np.float32)
+
+    def __getitem__(self, item: int) -> dict:
+        i = int(self.indices[item])
+        src = torch.from_numpy(np.stack([self._maps(d, i) for d in self.source]))
+        tgt = torch.from_numpy(self._maps(self.target, i)[None])
+        if self.augment:
+            k = int(torch.randint(8, ()))
+            src, tgt = dihedral(src, k), dihedral(tgt, k)
+        return {"source": src, "target": tgt, "index": i}
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_file"] = None  # h5py handles do not cross process boundaries
+        return state

@@ -1,0 +1,1 @@
+"""Evaluation: metrics on physical maps (pixel and physics), benchmark runner, plots, report."""

@@ -1,0 +1,120 @@
+"""Figures of the evaluation and benchmark: example panels, P(k) and its ratio, r(k), profiles, PDFs.
+
+Every function takes physical maps and writes a PNG; spectra are averaged over views in units of
+the pixel wavenumber (views of different galaxies have different pixel sizes in kpc).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+
+from .. import fields  # noqa: E402
+from .metrics import log_map  # noqa: E402
+
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def examples(path: Path, source: np.ndarray, truth: np.ndarray, preds: dict[str, np.ndarray], labels: tuple[str, str],
+             units: tuple[str, str], rows: int = 4) -> Path:
+    """Rows of views: input | truth | each prediction | residual (dex) of the first prediction."""
+    names = list(preds)
+    cols = 2 + len(names) + 1
+    rows = min(rows, len(truth))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.3 * rows), squeeze=False)
+    for r in range(rows):
+        t = truth[r]
+        pos = t[t > 0]
+        tnorm = LogNorm(vmin=max(pos.min(), pos.max() * 1e-4), vmax=pos.max()) if pos.size else None
+        s = source[r]
+        spos = s[s > 0]
+        snorm = LogNorm(vmin=max(spos.min(), spos.max() * 1e-4), vmax=spos.max()) if spos.size else None
+        panels = [(s, snorm, f"input: {labels[0]}", "viridis")] + [(t, tnorm, f"truth: {labels[1]}", "magma")] + \
+                 [(preds[n][r], tnorm, n, "magma") for n in names]
+        for c, (img, norm, title, cmap) in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(np.where(img > 0, img, np.nan), origin="lower", norm=norm, cmap=cmap)
+            ax.set_facecolor("black")
+            if r == 0:
+                ax.set_title(title, fontsize=9)
+        eps = max(pos.min() * 1e-2, 1e-30) if pos.size else 1.0
+        res = log_map(preds[names[0]][r], eps) - log_map(t, eps)
+        im = axes[r, -1].imshow(res, origin="lower", cmap="RdBu_r", vmin=-1, vmax=1)
+        if r == 0:
+            axes[r, -1].set_title(f"{names[0]} - truth [dex]", fontsize=9)
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.colorbar(im, ax=axes[:, -1].tolist(), fraction=0.05, shrink=0.8).set_label("log10 residual")
+    fig.suptitle(f"{labels[0]} -> {labels[1]}  (colour: log scale, {units[1]}; prediction shares the truth's scale)",
+                 fontsize=10)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def spectra(path: Path, truth: np.ndarray, preds: dict[str, np.ndarray], label: str) -> Path:
+    """Mean P(k) of truth and predictions (top) and their ratio (bottom); cross-correlation r(k) (right)."""
+    fig = plt.figure(figsize=(10, 4.2))
+    ax1, ax3 = fig.add_subplot(2, 2, 1), fig.add_subplot(1, 2, 2)
+    ax2 = fig.add_subplot(2, 2, 3, sharex=ax1)
+    k, pt, _ = fields.power_spectrum(truth, 1.0)
+    ax1.loglog(k, np.nanmean(pt, 0), "k-", lw=2, label="truth")
+    for i, (name, pred) in enumerate(preds.items()):
+        _, pp, _ = fields.power_spectrum(pred, 1.0)
+        ax1.loglog(k, np.nanmean(pp, 0), color=COLORS[i % 10], label=name)
+        ax2.semilogx(k, np.nanmedian(pp / pt, 0), color=COLORS[i % 10])
+        kr, r = fields.cross_correlation(pred, truth, 1.0)
+        ax3.semilogx(kr, np.nanmean(r, 0), color=COLORS[i % 10], label=name)
+    ax1.set_ylabel("P(k) [(unit)^2 px^2]")
+    ax1.set_title(f"{label}: power spectrum (Hann, mean-subtracted)", fontsize=9)
+    ax1.legend(fontsize=7)
+    ax2.axhline(1, color="k", lw=1)
+    ax2.set_ylim(0, 2)
+    ax2.set_xlabel("k [rad / pixel]")
+    ax2.set_ylabel("P_pred / P_true (median)")
+    ax3.axhline(1, color="k", lw=1)
+    ax3.set_ylim(-0.1, 1.05)
+    ax3.set_xlabel("k [rad / pixel]")
+    ax3.set_ylabel("r(k) = P_xy / sqrt(P_xx P_yy)")
+    ax3.set_title("cross-correlation with the truth", fontsize=9)
+    ax3.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def profiles_and_pdfs(path: Path, truth: np.ndarray, preds: dict[str, np.ndarray], eps: float, unit: str,
+                      label: str) -> Path:
+    """Median radial profile ratio to the truth (left), pixel PDFs of log10 values (right)."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    r, pt = fields.radial_profile(truth, 1.0)
+    bins = np.linspace(np.log10(eps), log_map(truth, eps).max() + 0.2, 50)
+    ax2.hist(log_map(truth, eps).ravel(), bins, histtype="step", color="k", lw=2, density=True, label="truth")
+    for i, (name, pred) in enumerate(preds.items()):
+        _, pp = fields.radial_profile(pred, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ax1.plot(r, np.nanmedian(pp / pt, 0), color=COLORS[i % 10], label=name)
+        ax2.hist(log_map(pred, eps).ravel(), bins, histtype="step", color=COLORS[i % 10], density=True, label=name)
+    ax1.axhline(1, color="k", lw=1)
+    ax1.set_ylim(0, 2)
+    ax1.set_xlabel("radius [pixels]")
+    ax1.set_ylabel("profile ratio pred / truth (median)")
+    ax1.set_title(f"{label}: radial profiles", fontsize=9)
+    ax1.legend(fontsize=7)
+    ax2.set_xlabel(f"log10({unit} + eps)")
+    ax2.set_ylabel("pixel PDF")
+    ax2.set_yscale("log")
+    ax2.set_title("pixel distributions", fontsize=9)
+    ax2.legend(fontsize=7)
+    return _save(fig, path)

@@ -1,0 +1,19 @@
+"""Translation methods behind one interface (see :mod:`skymorph.methods.base`)."""
+from __future__ import annotations
+
+from ..errors import ConfigError
+from .base import TranslationMethod
+from .baseline import MonotoneBaseline
+from .pix2pix import Pix2Pix
+from .regression import UNetRegression
+
+METHODS: dict[str, type[TranslationMethod]] = {m.name: m for m in (MonotoneBaseline, UNetRegression, Pix2Pix)}
+
+
+def make_method(name: str, in_channels: int, out_channels: int = 1, **options) -> TranslationMethod:
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}")
+    return METHODS[name](in_channels, out_channels, **options)
+
+
+__all__ = ["TranslationMethod", "METHODS", "make_method"]

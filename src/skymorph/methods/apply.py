@@ -1,0 +1,104 @@
+"""Apply a trained run to physical maps: normalise, translate, invert to physical units.
+
+Writes predictions to HDF5 (``/pred/<target>`` with the source view indices) or FITS (header kept).
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from astropy.io import fits
+
+from ..data.fits import FITS_UNITS
+from ..data.normalise import LogStandardise
+from ..data.store import MapStore, check_output, temp_path
+from ..errors import InputError
+from .base import TranslationMethod
+from .config import TrainConfig
+
+
+def translate_maps(cfg: TrainConfig, method: TranslationMethod, source: np.ndarray, steps: int | None = None,
+                   seed: int | None = 0, n_samples: int = 1, batch_size: int = 16) -> tuple[np.ndarray, float]:
+    """Physical source maps (N, C, H, W) -> physical target samples (n_samples, N, H, W), seconds per map."""
+    norms = {d: LogStandardise(**v) for d, v in cfg.norms.items()}
+    z = np.stack([norms[d].forward(source[:, c]) for c, d in enumerate(cfg.source)], 1).astype(np.float32)
+    out = []
+    start = time.perf_counter()
+    with torch.no_grad():
+        for b in range(0, len(z), batch_size):
+            bseed = None if seed is None else seed + b
+            out.append(method.translate(torch.from_numpy(z[b:b + batch_size]), steps, bseed, n_samples)[:, :, 0].numpy())
+    seconds = (time.perf_counter() - start) / max(len(z), 1)
+    pred = norms[cfg.target].inverse(np.concatenate(out, axis=1))
+    return np.clip(pred, 0.0, None).astype(np.float32), seconds
+
+
+def store_sources(cfg: TrainConfig, store: MapStore, index: np.ndarray) -> np.ndarray:
+    """Source maps (N, C, H, W) of the given views, checked against what the run was trained on."""
+    for d in cfg.source:
+        if d not in store.domains:
+            raise InputError(f"{store.path}: the run translates from {d!r}, which the store does not have "
+                             f"(it has {', '.join(store.domains)})")
+    if store.npix != cfg.npix:
+        raise InputError(f"{store.path}: maps are {store.npix}^2 px, the run was trained on {cfg.npix}^2")
+    return np.stack([store.maps(d, np.sort(index)) for d in cfg.source], 1)
+
+
+def translate_store(cfg: TrainConfig, method: TranslationMethod, store: MapStore, split: str, out: Path,
+                    steps: int | None = None, seed: int = 0, n_samples: int = 1, overwrite: bool = False) -> Path:
+    """Predictions for one split of a store, in physical units, into an HDF5 file."""
+    out = check_output(out, overwrite)
+    index = np.sort(store.split(split))
+    samples, seconds = translate_maps(cfg, method, store_sources(cfg, store, index), steps, seed, n_samples)
+    tmp = temp_path(out)
+    try:
+        with h5py.File(tmp, "w") as f:
+            ds = f.create_dataset(f"pred/{cfg.target}", data=samples.mean(0), compression="gzip")
+            ds.attrs["unit"] = cfg.units[cfg.target]
+            if n_samples > 1:
+                f.create_dataset(f"std/{cfg.target}", data=samples.std(0), compression="gzip")
+                f.create_dataset(f"samples/{cfg.target}", data=samples, compression="gzip")
+            f["index"] = index
+            f.attrs.update({"method": cfg.method, "source": ",".join(cfg.source), "target": cfg.target,
+                            "split": split, "store": str(store.path), "seed": seed, "n_samples": n_samples,
+                            "steps": -1 if steps is None else steps, "seconds_per_map": seconds})
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def translate_fits(cfg: TrainConfig, method: TranslationMethod, path: Path, out: Path, steps: int | None = None,
+                   seed: int = 0, overwrite: bool = False) -> Path:
+    """Translate a one-domain FITS map (as ``skymorph maps fits`` writes it), keeping its header."""
+    out = check_output(out, overwrite)
+    if len(cfg.source) != 1:
+        raise InputError(f"{path}: the run needs {len(cfg.source)} source maps ({', '.join(cfg.source)}); "
+                         f"a FITS file holds one")
+    try:
+        with fits.open(path) as hdul:
+            data, header = np.asarray(hdul[0].data, dtype=np.float64), hdul[0].header.copy()
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputError(f"{path}: not a readable FITS image: {exc}") from None
+    if data.shape != (cfg.npix, cfg.npix):
+        raise InputError(f"{path}: image is {data.shape}, the run expects ({cfg.npix}, {cfg.npix})")
+    if header.get("DOMAIN", cfg.source[0]) != cfg.source[0]:
+        raise InputError(f"{path}: DOMAIN is {header['DOMAIN']!r}, the run translates from {cfg.source[0]!r}")
+    if not np.all(np.isfinite(data)):
+        raise InputError(f"{path}: image has NaN or infinite pixels")
+    pred, _ = translate_maps(cfg, method, data[None, None], steps, seed)
+
+    header["BUNIT"] = FITS_UNITS.get(cfg.units[cfg.target], cfg.units[cfg.target])
+    header["DOMAIN"] = cfg.target
+    header["HISTORY"] = f"skymorph translate: {cfg.method} {cfg.source[0]} -> {cfg.target}"
+    tmp = temp_path(out)
+    try:
+        fits.PrimaryHDU(pred[0, 0], header).writeto(tmp, overwrite=True)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out

@@ -1,0 +1,71 @@
+"""Training configuration: a pydantic model, read from YAML and written resolved beside the run."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from ..errors import ConfigError
+
+
+class TrainConfig(BaseModel):
+    """Everything a run needs to be reproduced; the normalisation it was trained with included."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str
+    data: Path
+    source: list[str]
+    target: str
+    max_epochs: int = 30
+    max_minutes: Optional[float] = None
+    batch_size: int = 16
+    lr: Optional[float] = None  # method default: 1e-3 regression, 2e-4 GANs
+    seed: int = 0
+    loss: Literal["l1", "l2"] = "l1"
+    gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
+    lambda_l1: float = 100.0
+    base_channels: int = 32
+    depth: int = 4
+    d_base: int = 64
+    ema: bool = False
+    ema_decay: float = 0.999
+    grad_clip: Optional[float] = 1.0
+    augment: bool = True
+    devices: int = 1
+    strategy: str = "auto"
+    accelerator: str = "auto"
+    precision: str = "32-true"
+    num_workers: int = 0
+    npix: int = 0  # filled from the data
+    norms: dict[str, dict[str, float]] = {}  # filled from the data: {domain: {eps, mean, std}}
+    units: dict[str, str] = {}  # filled from the data
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _split_source(cls, v):
+        return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
+
+    def method_options(self) -> dict:
+        return self.model_dump(include={"base_channels", "depth", "d_base", "loss", "gan_mode", "lambda_l1"})
+
+    def save(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: Path, **override) -> "TrainConfig":
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: unreadable config: {exc}") from None
+        return cls.build(raw, path, **override)
+
+    @classmethod
+    def build(cls, raw: dict, origin="options", **override) -> "TrainConfig":
+        try:
+            return cls(**{**raw, **{k: v for k, v in override.items() if v is not None}})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(f"{origin}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None

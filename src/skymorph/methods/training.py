@@ -1,0 +1,197 @@
+"""Training through PyTorch Lightning, and loading a trained run for translation.
+
+A run folder holds ``config.yaml`` (resolved), ``checkpoints/last.ckpt`` (every epoch) and
+``checkpoints/best.ckpt`` (lowest validation L1), ``logs/csv`` and ``logs/tb``. Checkpoints are
+loaded as data (``torch.load(weights_only=True)``), never as code.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import warnings
+from datetime import timedelta
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader
+
+from ..data.dataset import PairedMaps
+from ..data.normalise import LogStandardise
+from ..data.store import MapStore
+from ..errors import ConfigError, InputError, OutputExistsError, SkymorphError
+from . import make_method
+from .base import TranslationMethod
+from .config import TrainConfig
+
+CONFIG_NAME = "config.yaml"
+
+
+class TranslationModule(L.LightningModule):
+    """Wraps a :class:`TranslationMethod`: manual optimisation, gradient clipping, EMA, NaN guard."""
+
+    def __init__(self, method: TranslationMethod, cfg: TrainConfig):
+        super().__init__()
+        self.method, self.cfg = method, cfg
+        self.automatic_optimization = False
+        self.ema = (AveragedModel(method.net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
+                    if cfg.ema else None)
+
+    def configure_optimizers(self):
+        return self.method.make_optimizers(self.cfg.lr)
+
+    def _step(self, i: int, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise SkymorphError(f"training loss became {loss.item()} at step {self.global_step} "
+                                f"(epoch {self.current_epoch}); the last good checkpoint is kept in "
+                                f"{Path(self.trainer.default_root_dir) / 'checkpoints'}")
+        opts = self.optimizers()
+        opt = opts[i] if isinstance(opts, list) else opts
+        opt.zero_grad()
+        self.manual_backward(loss)
+        if self.cfg.grad_clip:
+            self.clip_gradients(opt, gradient_clip_val=self.cfg.grad_clip, gradient_clip_algorithm="norm")
+        opt.step()
+
+    def training_step(self, batch, batch_idx):
+        losses = self.method.training_step(batch, self._step)
+        if self.ema is not None:
+            self.ema.update_parameters(self.method.net)
+        self.log_dict({f"train_{k}": v.detach() for k, v in losses.items()}, prog_bar=True, on_step=True, on_epoch=True,
+                      batch_size=len(batch["source"]), sync_dist=True)
+
+    def validation_step(self, batch, batch_idx):
+        loss = self.method.validation_loss(batch)
+        self.log("val_l1", loss, prog_bar=True, batch_size=len(batch["source"]), sync_dist=True)
+
+
+def _fill_from_data(cfg: TrainConfig) -> TrainConfig:
+    with MapStore(cfg.data) as store:
+        from ..data.dataset import check_pair
+        check_pair(store, cfg.source, cfg.target)
+        norms = {d: vars(store.norm(d)) for d in [*cfg.source, cfg.target]}
+        units = {d: store.unit(d) for d in [*cfg.source, cfg.target]}
+        npix = store.npix
+    if npix % 2**cfg.depth:
+        raise ConfigError(f"{cfg.data}: map size {npix} not divisible by 2**depth = {2 ** cfg.depth}")
+    return cfg.model_copy(update={"norms": norms, "units": units, "npix": npix})
+
+
+def _norms(cfg: TrainConfig) -> dict[str, LogStandardise]:
+    return {d: LogStandardise(**v) for d, v in cfg.norms.items()}
+
+
+def _checkpoint_state(run: Path, which: str = "last") -> dict:
+    """The checkpoint ``which`` ('last', or 'best' falling back to 'last'), loaded as data."""
+    ckpt = run / "checkpoints" / f"{which}.ckpt"
+    if not ckpt.exists():
+        ckpt = run / "checkpoints" / "last.ckpt"
+    if not ckpt.exists():
+        raise InputError(f"{run}: no checkpoints/last.ckpt (not a trained run)")
+    try:
+        return torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for damaged files
+        raise InputError(f"{ckpt}: corrupt or unreadable checkpoint: {type(exc).__name__}: {exc}") from None
+
+
+def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
+    """Train ``cfg.method`` into the run folder ``out``; ``resume`` continues a killed run."""
+    out = Path(out)
+    ckpt_dir = out / "checkpoints"
+    if resume:
+        if not (ckpt_dir / "last.ckpt").exists():
+            raise InputError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
+        saved = TrainConfig.load(out / CONFIG_NAME)
+        cfg = saved.model_copy(update={"max_epochs": cfg.max_epochs, "max_minutes": cfg.max_minutes})
+    else:
+        if out.exists() and any(out.iterdir()):
+            if not overwrite:
+                raise OutputExistsError(f"{out}: run folder exists (use --resume to continue it or --overwrite)")
+            shutil.rmtree(out)
+        cfg = _fill_from_data(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / CONFIG_NAME)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    method = make_method(cfg.method, len(cfg.source), 1, **cfg.method_options())
+    norms = _norms(cfg)
+    train_ds = PairedMaps(cfg.data, cfg.source, cfg.target, "train", cfg.augment, norms)
+    val_ds = PairedMaps(cfg.data, cfg.source, cfg.target, "val", False, norms)
+    if not method.trainable:
+        return _fit_closed_form(method, train_ds, cfg, out)
+    module = TranslationModule(method, cfg)
+    loader = DataLoader(train_ds, cfg.batch_size, shuffle=True, num_workers=cfg.num_workers, drop_last=len(train_ds) > cfg.batch_size,
+                        persistent_workers=cfg.num_workers > 0)
+    val_loader = DataLoader(val_ds, cfg.batch_size, num_workers=cfg.num_workers)
+    callbacks = [ModelCheckpoint(ckpt_dir, filename="best", monitor="val_l1", save_last=True, save_top_k=1,
+                                 every_n_epochs=1, enable_version_counter=False)]
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no GPU/TPU banners and tips
+    trainer = L.Trainer(default_root_dir=out, max_epochs=cfg.max_epochs,
+                        max_time=timedelta(minutes=cfg.max_minutes) if cfg.max_minutes else None,
+                        accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
+                        precision=cfg.precision, callbacks=callbacks, deterministic=True,
+                        logger=[CSVLogger(out / "logs", name="csv"),  # a resumed session logs to the next version_N
+                                TensorBoardLogger(out / "logs", name="tb")],
+                        enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=5,
+                        num_sanity_val_steps=0)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|to be deterministic).*")
+        trainer.fit(module, loader, val_loader, ckpt_path=str(ckpt_dir / "last.ckpt") if resume else None)
+    _record_time(out, time.perf_counter() - start)
+    return out
+
+
+def _record_time(out: Path, seconds: float) -> None:
+    """Accumulate wall-clock training seconds over resumed sessions (train_seconds.txt)."""
+    f = out / "train_seconds.txt"
+    total = (float(f.read_text()) if f.exists() else 0.0) + seconds
+    f.write_text(f"{total:.3f}\n")
+
+
+def _fit_closed_form(method: TranslationMethod, ds: PairedMaps, cfg: TrainConfig, out: Path) -> Path:
+    start = time.perf_counter()
+    items = [ds[i] for i in range(len(ds))]
+    method.fit(torch.stack([b["source"] for b in items]).numpy(), torch.stack([b["target"] for b in items]).numpy())
+    (out / "checkpoints").mkdir(exist_ok=True)
+    state = {"state_dict": {f"method.{k}": v for k, v in method.state_dict().items()}, "epoch": 0, "global_step": 0}
+    torch.save(state, out / "checkpoints" / "last.ckpt")
+    _record_time(out, time.perf_counter() - start)
+    return out
+
+
+def load_run(run: str | Path, ema: bool = True, which: str = "best") -> tuple[TrainConfig, TranslationMethod]:
+    """The config and the trained method of a run folder: the checkpoint with the lowest validation
+    L1 ('best', the default) or the last one; EMA weights for ``net`` when trained with EMA."""
+    run = Path(run)
+    if not (run / CONFIG_NAME).exists():
+        raise InputError(f"{run}: no {CONFIG_NAME} (not a skymorph run folder)")
+    cfg = TrainConfig.load(run / CONFIG_NAME)
+    method = make_method(cfg.method, len(cfg.source), 1, **cfg.method_options())
+    state = _checkpoint_state(run, which).get("state_dict", {})
+    own = {k[len("method."):]: v for k, v in state.items() if k.startswith("method.")}
+    try:
+        method.load_state_dict(own)
+    except RuntimeError as exc:
+        raise InputError(f"{run}/checkpoints: weights do not fit a {cfg.method!r} model with "
+                         f"{len(cfg.source)} source channel(s) (checkpoint from another method or domains?): "
+                         f"{str(exc).splitlines()[0]}") from None
+    if ema and cfg.ema:
+        method.net.load_state_dict({k[len("ema.module."):]: v for k, v in state.items() if k.startswith("ema.module.")})
+    method.eval()
+    return cfg, method
+
+
+def epochs_done(run: Path) -> int:
+    """Completed epochs of a run (from its last checkpoint)."""
+    return int(_checkpoint_state(Path(run)).get("epoch", -1)) + 1
+
+
+def count_parameters(method: TranslationMethod) -> int:
+    return sum(p.numel() for p in method.net.parameters())
+
+
+__all__ = ["train", "load_run", "TrainConfig", "epochs_done", "count_parameters"]

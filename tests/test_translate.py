@@ -1,0 +1,184 @@
+"""Translation methods: data pipeline, models, Lightning training and resume, translation, bad input."""
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+
+from skymorph.data.dataset import PairedMaps, dihedral
+from skymorph.data.fits import export_fits
+from skymorph.data.store import MapStore
+from skymorph.errors import ConfigError, InputError, SkymorphError
+from skymorph.methods import make_method
+from skymorph.methods.apply import translate_fits, translate_maps, translate_store
+from skymorph.methods.config import TrainConfig
+from skymorph.methods.training import epochs_done, load_run, train
+from skymorph.models import PatchGAN, UNet
+
+SMALL = {"base_channels": 8, "d_base": 8, "batch_size": 4, "seed": 5}
+
+
+def _cfg(store, method="unet", source="gas", target="hi", **kw):
+    return TrainConfig.build({"method": method, "data": store, "source": source, "target": target, **SMALL, **kw})
+
+
+@pytest.fixture(scope="module")
+def unet_run(store_path, tmp_path_factory):
+    return train(_cfg(store_path, max_epochs=2), tmp_path_factory.mktemp("runs") / "unet", progress=False)
+
+
+def test_augmentation_is_identical_for_source_and_target(store_path):
+    aug = PairedMaps(store_path, ["gas"], "dm", "train", augment=True)
+    plain = PairedMaps(store_path, ["gas"], "dm", "train")
+    torch.manual_seed(0)
+    seen = set()
+    for i in range(24):
+        a, p = aug[i % len(aug)], plain[i % len(aug)]
+        ks = [k for k in range(8) if torch.equal(dihedral(p["source"], k), a["source"])]
+        assert len(ks) == 1  # the source went through exactly one symmetry of the square ...
+        assert torch.equal(dihedral(p["target"], ks[0]), a["target"])  # ... and the target through the same
+        seen.add(ks[0])
+    assert len(seen) >= 6  # all eight are drawn
+    with MapStore(store_path) as s:
+        raw = s.maps("gas", int(plain.indices[0]))
+        assert np.allclose(s.norm("gas").inverse(plain[0]["source"][0].numpy()), raw, rtol=1e-4, atol=1e-6 * raw.max())
+
+
+def test_pairs_are_checked(store_path):
+    with pytest.raises(ConfigError, match="source and target are both 'gas'"):
+        PairedMaps(store_path, ["gas"], "gas")
+    with pytest.raises(InputError, match="domain 'xray' not in the store"):
+        PairedMaps(store_path, ["gas"], "xray")
+
+
+def test_patchgan_sees_70_pixel_patches():
+    d = PatchGAN(1, base=4)
+    for i, layer in enumerate(d.net):  # instance norm couples all pixels through its statistics
+        if isinstance(layer, torch.nn.InstanceNorm2d):
+            d.net[i] = torch.nn.Identity()
+    x = torch.randn(1, 1, 128, 128, requires_grad=True)
+    out = d(x)
+    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
+    rows = torch.nonzero(x.grad[0, 0].abs().sum(1)).ravel()
+    assert PatchGAN.receptive_field(3) == 70
+    assert rows.max() - rows.min() + 1 == 70
+
+
+def test_unet_rejects_indivisible_sizes():
+    with pytest.raises(ValueError, match="not divisible"):
+        UNet(1, 1, 4, depth=3)(torch.zeros(1, 1, 36, 36))
+
+
+def test_baseline_recovers_a_monotone_relation():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 1, 16, 16)).astype(np.float32)
+    for sign in (1, -1):
+        y = sign * (0.5 * x**3 + x)
+        m = make_method("baseline", 1)
+        m.fit(x, y)
+        xt = rng.normal(size=(3, 1, 16, 16)).astype(np.float32).clip(-2, 2)
+        pred = m.translate(torch.from_numpy(xt))[0].numpy()
+        assert np.allclose(pred, sign * (0.5 * xt**3 + xt), atol=0.05)
+        assert m.nfe() == 0
+
+
+def test_training_logs_checkpoints_and_resumes(unet_run, store_path):
+    import csv
+    assert (unet_run / "config.yaml").exists() and (unet_run / "checkpoints" / "last.ckpt").exists()
+    rows = list(csv.DictReader(open(unet_run / "logs" / "csv" / "version_0" / "metrics.csv")))
+    losses = [float(r["train_loss_epoch"]) for r in rows if r.get("train_loss_epoch")]
+    assert len(losses) == 2 and np.isfinite(losses).all()
+    assert any((unet_run / "logs" / "tb").rglob("events.out.tfevents*"))
+    state = torch.load(unet_run / "checkpoints" / "last.ckpt", weights_only=True)
+    steps_before = state["optimizer_states"][0]["state"][0]["step"].item()
+    assert epochs_done(unet_run) == 2
+    # resume: a run stopped after 2 epochs continues to 3 with its optimiser state
+    resumed = shutil.copytree(unet_run, unet_run.parent / "resumed")
+    train(_cfg(store_path, max_epochs=3), resumed, resume=True, progress=False)
+    assert epochs_done(resumed) == 3
+    after = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert after["optimizer_states"][0]["state"][0]["step"].item() == steps_before * 3 / 2
+
+
+def test_translation_is_reproducible_and_physical(unet_run, store_path, tmp_path):
+    cfg, method = load_run(unet_run)
+    with MapStore(store_path) as s:
+        src = np.stack([s.maps("gas", [0, 1])], 1)
+    a, _ = translate_maps(cfg, method, src, seed=3)
+    b, _ = translate_maps(cfg, *load_run(unet_run)[1:], src, seed=3)
+    assert np.array_equal(a, b) and a.shape == (1, 2, 32, 32) and (a >= 0).all()
+    with MapStore(store_path) as s:
+        out = translate_store(cfg, method, s, "test", tmp_path / "pred.h5")
+        import h5py
+        with h5py.File(out) as f:
+            idx = f["index"][()]
+            assert np.array_equal(idx, np.sort(s.split("test")))
+            assert f["pred/hi"].attrs["unit"] == "Msun/kpc^2"
+            direct, _ = translate_maps(cfg, method, np.stack([s.maps("gas", idx)], 1))
+            assert np.allclose(f["pred/hi"][()], direct[0])
+
+
+def test_fits_translation_keeps_the_header(unet_run, store_path, tmp_path):
+    cfg, method = load_run(unet_run)
+    with MapStore(store_path) as s:
+        gas_fits = export_fits(s, 2, "gas", tmp_path / "gas.fits")
+        direct, _ = translate_maps(cfg, method, s.maps("gas", 2)[None, None].astype(np.float64))
+    out = translate_fits(cfg, method, gas_fits, tmp_path / "hi.fits")
+    with fits.open(out) as h, fits.open(gas_fits) as g:
+        assert h[0].header["BUNIT"] == "solMass/kpc2" and h[0].header["DOMAIN"] == "hi"
+        assert h[0].header["CDELT1"] == g[0].header["CDELT1"]
+        assert np.allclose(h[0].data, direct[0, 0], rtol=1e-5)
+    fits.PrimaryHDU(np.ones((20, 20), np.float32)).writeto(tmp_path / "small.fits")
+    with pytest.raises(InputError, match=r"small.fits: image is \(20, 20\), the run expects \(32, 32\)"):
+        translate_fits(cfg, method, tmp_path / "small.fits", tmp_path / "x.fits")
+
+
+def test_bad_checkpoints(unet_run, store_path, tmp_path):
+    p2p = train(_cfg(store_path, method="pix2pix", max_epochs=1), tmp_path / "p2p", progress=False)
+    wrong = shutil.copytree(unet_run, tmp_path / "wrong")
+    for name in ("last.ckpt", "best.ckpt"):
+        shutil.copy(p2p / "checkpoints" / "last.ckpt", wrong / "checkpoints" / name)
+    (wrong / "config.yaml").write_text((unet_run / "config.yaml").read_text().replace("source:\n- gas", "source:\n- gas\n- temp"))
+    with pytest.raises(InputError, match="weights do not fit a 'unet' model with 2 source channel"):
+        load_run(wrong)
+    corrupt = shutil.copytree(unet_run, tmp_path / "corrupt")
+    for name in ("last.ckpt", "best.ckpt"):
+        ck = corrupt / "checkpoints" / name
+        ck.write_bytes(ck.read_bytes()[:1000])
+    with pytest.raises(InputError, match="corrupt or unreadable checkpoint"):
+        load_run(corrupt)
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(store_path, tmp_path, monkeypatch):
+    from skymorph.methods.regression import UNetRegression
+
+    calls = {"n": 0}
+    original = UNetRegression.training_step
+
+    def poisoned(self, batch, step):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            return original(self, {**batch, "target": batch["target"] * float("nan")}, step)
+        return original(self, batch, step)
+
+    monkeypatch.setattr(UNetRegression, "training_step", poisoned)
+    run = tmp_path / "nan"
+    with pytest.raises(SkymorphError, match="loss became nan at step 6"):
+        train(_cfg(store_path, max_epochs=5, batch_size=4), run, progress=False)
+    per_epoch = len(PairedMaps(store_path, ["gas"], "hi", "train")) // 4  # drop_last
+    assert epochs_done(run) == 6 // per_epoch  # the epochs finished before step 6 are kept
+    cfg, method = load_run(run)
+    assert all(torch.isfinite(p).all() for p in method.parameters())
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes(store_path, tmp_path):
+    cmd = [sys.executable, "-m", "skymorph.cli", "train", "--method", "unet", "--data", str(store_path), "--source",
+           "gas", "--target", "dm", "--out", str(tmp_path / "ddp"), "--max-epochs", "1", "--devices", "2",
+           "--strategy", "ddp_spawn", "--accelerator", "cpu", "--base-channels", "8", "--no-progress"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert epochs_done(tmp_path / "ddp") == 1
