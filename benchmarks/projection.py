@@ -8,7 +8,8 @@ Projects N random particles onto npix^2 pixels for two support-radius distributi
   ratio), 'fast', 'subsampled' (the accurate one) on one thread, and 'renormalised' parallel.
 
 All run in the same process on the same particles, after a warm-up call on a small input so
-that no JIT compile time is timed. Each figure is the best of ``--repeat`` runs. Every
+that no JIT compile time is timed. Each figure is the best of ``--repeat`` runs, the backends
+being timed round-robin (the machine is shared and noisy). Every
 particle's support lies inside the field, so a mass-conserving deposit must return exactly
 sum(m); the last column is |deposited / sum(m) - 1|.
 
@@ -66,7 +67,7 @@ def main(argv=None) -> None:
     from swiftsimio.visualisation.projection_backends import backends, backends_parallel
     from swiftsimio.visualisation.projection_backends.kernels import kernel_gamma
 
-    from skymorph.maps.projection import project_particles
+    from skymorph.maps.projection import project_channels, project_particles
 
     n, npix = args.n, args.npix
     nthreads = numba.get_num_threads()
@@ -102,6 +103,7 @@ def main(argv=None) -> None:
     wx, wy, wh, wm = _particles(rng, 20_000, npix, "log-uniform 0.1-30 px")
     for _, _, make, _ in entries:
         make(wx, wy, wh, wm)()
+    project_channels(np.column_stack([wx, wy]) - 0.5, wh, np.stack([wm] * 4), npix, hw, threads=1)
 
     print(f"SPH projection benchmark: N = {n:,} particles, {npix}^2 pixels, "
           f"{nthreads} numba threads, best of {args.repeat}")
@@ -114,15 +116,25 @@ def main(argv=None) -> None:
         print(f"({'a' if case.startswith('log') else 'b'}) support radius {case}")
         print(head)
         print("-" * len(head))
-        rows = []
-        for name, thr, make, mass_of in entries:
+        # the backends are timed round-robin, best of --repeat each, so that a burst of
+        # load on the shared machine does not bias one of them
+        runs, best, imgs = [], {}, {}
+        for k, (name, thr, make, mass_of) in enumerate(entries):
             nt = n
             if "subsampled" in name and args.n_subsampled < n:
                 nt = args.n_subsampled  # the first nt particles: same distribution
-            xs, ys, hs, ms = x[:nt], y[:nt], h[:nt], m[:nt]
-            t, img = _best_time(make(xs, ys, hs, ms), 1 if nt < n else args.repeat)
-            err = abs(mass_of(img) / ms.sum() - 1.0)
-            rows.append((name, thr, nt, t, nt / t, err))
+            runs.append((k, nt, make(x[:nt], y[:nt], h[:nt], m[:nt])))
+        for rep in range(args.repeat):
+            for k, nt, fn in runs:
+                if nt < n and rep > 0:
+                    continue  # the slow reference: once
+                t, imgs[k] = _best_time(fn, 1)
+                best[k] = min(best.get(k, np.inf), t)
+        rows = []
+        for k, nt, _ in runs:
+            name, thr, _, mass_of = entries[k]
+            err = abs(mass_of(imgs[k]) / m[:nt].sum() - 1.0)
+            rows.append((name, thr, nt, best[k], nt / best[k], err))
         ref = next(r for r in rows if r[0] == "swiftsimio renormalised" and r[1] == "1")[4]
         for name, thr, nt, t, rate, err in rows:
             note = " *" if nt < n else ""
@@ -132,7 +144,14 @@ def main(argv=None) -> None:
                 print(f"  * {name}: timed on the first {nt:,} particles (too slow for all); "
                       f"particles/s and ratio are per particle, so they compare directly; "
                       f"all {n:,} would take ~{n / rate:.1f} s")
-        print(f"  sum(m) = {mtot:.6e}\n")
+        print(f"  sum(m) = {mtot:.6e}")
+        # several quantities of the same particles (the map builder's gas, HI, m T, m |B|)
+        xy = np.column_stack([x - 0.5, y - 0.5])
+        w4 = np.stack([m, 0.3 * m, m * 1e4, m * 1e-6])
+        t4, _ = _best_time(lambda: project_channels(xy, h, w4, npix, hw, threads=1), args.repeat)
+        t1 = next(r for r in rows if r[0] == "skymorph" and r[1] == "1")[3]
+        print(f"  skymorph project_channels, 4 channels in one pass, 1 thread: {t4:.3f} s "
+              f"= {t4 / t1:.2f} x one channel (4 separate projections: 4.00 x)\n")
 
 
 if __name__ == "__main__":

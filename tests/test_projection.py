@@ -185,6 +185,15 @@ def test_particle_on_edge_deposits_half_its_mass():
         assert img.sum() * dx * dx == pytest.approx(frac, rel=1e-12), pos
 
 
+def test_very_large_particle_on_edge_deposits_half_its_mass():
+    # > 64 px: normalised by the continuum value of the lattice sum, exact to ~1e-9
+    npix, hw = 256, 1.0
+    dx = 2 * hw / npix
+    for pos, frac in [((-hw, 0.1), 0.5), ((hw, -hw), 0.25)]:
+        img = project_particles(np.array([pos]), np.ones(1), np.array([100 * dx]), npix, hw)
+        assert img.sum() * dx * dx == pytest.approx(frac, rel=1e-7), pos
+
+
 def test_straddling_particle_deposits_in_field_fraction_of_kernel():
     npix, hw = 128, 1.0
     dx = 2 * hw / npix
@@ -249,10 +258,16 @@ def test_channels_and_mean_helpers_agree_with_single_projections():
     m = rng.uniform(1, 2, n)
     T = rng.uniform(1e4, 1e6, n)
     B = rng.uniform(1e-7, 1e-5, n)
-    chans = project_channels(xy, h, np.stack([m, 0.3 * m, m * T]), npix, hw)
+    # five channels: a group of four and a single one in the deposit
+    w = np.stack([m, 0.3 * m, m * T, m * B, 2.0 * m])
+    chans = project_channels(xy, h, w, npix, hw)
+    assert chans.shape == (5, npix, npix)
     sig = project_particles(xy, m, h, npix, hw)
     np.testing.assert_allclose(chans[0], sig, rtol=1e-13, atol=0)
     np.testing.assert_allclose(chans[1], 0.3 * sig, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(chans[4], 2.0 * sig, rtol=1e-13, atol=0)
+    for c in (2, 3):
+        np.testing.assert_allclose(chans[c], project_particles(xy, w[c], h, npix, hw), rtol=1e-13, atol=0)
     sig2, (tmap, bmap) = project_mean(xy, m, h, [T, B], npix, hw)
     np.testing.assert_allclose(sig2, sig, rtol=1e-13, atol=0)
     np.testing.assert_allclose(tmap, project_particles(xy, m, h, npix, hw, values=T), rtol=1e-13)

@@ -78,7 +78,7 @@ def test_baseline_recovers_a_monotone_relation():
     for sign in (1, -1):
         y = sign * (0.5 * x**3 + x)
         m = make_method("baseline", 1)
-        m.fit(x, y)
+        m.fit_prior(x, y)
         xt = rng.normal(size=(3, 1, 16, 16)).astype(np.float32).clip(-2, 2)
         pred = m.translate(torch.from_numpy(xt))[0].numpy()
         assert np.allclose(pred, sign * (0.5 * xt**3 + xt), atol=0.05)
@@ -182,3 +182,36 @@ def test_ddp_on_two_cpu_processes(store_path, tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert epochs_done(tmp_path / "ddp") == 1
+
+
+def test_ema_weights_are_used_for_translation(store_path, tmp_path):
+    run = train(_cfg(store_path, source="gas,temp", max_epochs=2, ema=True, ema_decay=0.5), tmp_path / "ema",
+                progress=False)
+    cfg, method = load_run(run)
+    assert cfg.source == ["gas", "temp"] and method.in_channels == 2
+    state = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    ema = {k[len("ema.module."):]: v for k, v in state.items() if k.startswith("ema.module.")}
+    raw = {k[len("method.net."):]: v for k, v in state.items() if k.startswith("method.net.")}
+    net = method.net.state_dict()
+    assert all(torch.equal(net[k], ema[k]) for k in ema)
+    assert any(not torch.equal(ema[k], raw[k]) for k in ema if ema[k].is_floating_point())
+    _, raw_method = load_run(run, ema=False)
+    assert all(torch.equal(raw_method.net.state_dict()[k], raw[k]) for k in raw)
+
+
+def test_spectral_loss_is_the_metric_power_spectrum():
+    from skymorph import fields
+    from skymorph.methods.losses import SpectralLoss
+
+    norm = {"eps": 1e-3, "mean": 1.0, "std": 0.7}
+    loss = SpectralLoss(32, **norm)
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4, 1, 32, 32, generator=g), torch.randn(4, 1, 32, 32, generator=g)
+    assert loss(a, a).item() == 0.0
+    xa, xb = (loss.physical(z)[:, 0].numpy() for z in (a, b))
+    _, pa, _ = fields.power_spectrum(xa)
+    _, pb, _ = fields.power_spectrum(xb)
+    expected = np.mean(np.abs(np.log10(pa / pb)))
+    assert loss(a, b).item() == pytest.approx(expected, rel=0.05)
+    # a uniform shift of the normalised map by d scales the power of (x + eps) by 10^(2 d std)
+    assert loss(a + 0.1, a).item() == pytest.approx(2 * 0.1 * norm["std"], rel=0.02)

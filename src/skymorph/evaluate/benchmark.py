@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..methods.config import TrainConfig
-from ..methods.training import train
+from ..methods.training import CONFIG_NAME, fill_from_data, train
 from . import plots
 from .report import write_markdown, write_html
 from .runner import evaluate_run
@@ -28,15 +28,19 @@ def pair_name(source: list[str], target: str) -> str:
 
 
 def _trained(cfg: TrainConfig, run: Path, progress: bool) -> Path:
-    """Reuse a finished run, resume an interrupted one, or train afresh."""
-    if (run / "train_seconds.txt").exists():
-        saved = TrainConfig.load(run / "config.yaml")
+    """Reuse a finished run of the same data, resume an interrupted one, or train afresh."""
+    if (run / CONFIG_NAME).exists():
+        saved = TrainConfig.load(run / CONFIG_NAME)
         if (saved.method, saved.source, saved.target) != (cfg.method, cfg.source, cfg.target):
             raise ConfigError(f"{run}: holds a {saved.method} run for {saved.source}->{saved.target}, "
                               f"not {cfg.method} for {cfg.source}->{cfg.target}")
-        return run
-    resume = (run / "checkpoints" / "last.ckpt").exists()
-    return train(cfg, run, resume=resume, overwrite=not resume, progress=progress)
+        current = fill_from_data(cfg)
+        same_data = (saved.norms, saved.npix) == (current.norms, current.npix)
+        if same_data and (run / "train_seconds.txt").exists():
+            return run
+        if same_data and (run / "checkpoints" / "last.ckpt").exists():
+            return train(cfg, run, resume=True, progress=progress)
+    return train(cfg, run, overwrite=True, progress=progress)
 
 
 def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[str], out: Path,
@@ -64,7 +68,7 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
         unit = first.cfg.units[target]
         figures[name] = [
             plots.examples(fig_dir / f"{name}_examples.png", first.source[:, 0], first.truth, preds,
-                           (source[0], target), (first.cfg.units[source[0]], unit)),
+                           (source[0], target), (first.cfg.units[source[0]], unit), first.info["eps"]),
             plots.spectra(fig_dir / f"{name}_spectra.png", first.truth, preds, f"{'+'.join(source)} -> {target}"),
             plots.profiles_and_pdfs(fig_dir / f"{name}_profiles_pdf.png", first.truth, preds, first.info["eps"], unit,
                                     f"{'+'.join(source)} -> {target}"),

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from .. import fields  # noqa: E402
 from .metrics import log_map  # noqa: E402
@@ -28,8 +29,9 @@ def _save(fig, path: Path) -> Path:
 
 
 def examples(path: Path, source: np.ndarray, truth: np.ndarray, preds: dict[str, np.ndarray], labels: tuple[str, str],
-             units: tuple[str, str], rows: int = 4) -> Path:
-    """Rows of views: input | truth | each prediction | residual (dex) of the first prediction."""
+             units: tuple[str, str], eps: float, rows: int = 4) -> Path:
+    """Rows of views: input | truth | each prediction | residual of the last prediction,
+    log10(pred + eps) - log10(truth + eps) in dex (eps: the target's normalisation floor)."""
     names = list(preds)
     cols = 2 + len(names) + 1
     rows = min(rows, len(truth))
@@ -49,11 +51,10 @@ def examples(path: Path, source: np.ndarray, truth: np.ndarray, preds: dict[str,
             ax.set_facecolor("black")
             if r == 0:
                 ax.set_title(title, fontsize=9)
-        eps = max(pos.min() * 1e-2, 1e-30) if pos.size else 1.0
-        res = log_map(preds[names[0]][r], eps) - log_map(t, eps)
+        res = log_map(preds[names[-1]][r], eps) - log_map(t, eps)
         im = axes[r, -1].imshow(res, origin="lower", cmap="RdBu_r", vmin=-1, vmax=1)
         if r == 0:
-            axes[r, -1].set_title(f"{names[0]} - truth [dex]", fontsize=9)
+            axes[r, -1].set_title(f"{names[-1]} - truth [dex]", fontsize=9)
         for ax in axes[r]:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -71,14 +72,16 @@ def spectra(path: Path, truth: np.ndarray, preds: dict[str, np.ndarray], label: 
     ax1, ax3 = fig.add_subplot(2, 2, 1), fig.add_subplot(1, 2, 2)
     ax2 = fig.add_subplot(2, 2, 3, sharex=ax1)
     k, pt, _ = fields.power_spectrum(truth, 1.0)
-    ax1.loglog(k, np.nanmean(pt, 0), "k-", lw=2, label="truth")
+    ax1.loglog(k, np.nanmedian(pt, 0), "k-", lw=2, label="truth")
     for i, (name, pred) in enumerate(preds.items()):
         _, pp, _ = fields.power_spectrum(pred, 1.0)
-        ax1.loglog(k, np.nanmean(pp, 0), color=COLORS[i % 10], label=name)
+        ax1.loglog(k, np.nanmedian(pp, 0), color=COLORS[i % 10], label=name)
         ax2.semilogx(k, np.nanmedian(pp / pt, 0), color=COLORS[i % 10])
         kr, r = fields.cross_correlation(pred, truth, 1.0)
         ax3.semilogx(kr, np.nanmean(r, 0), color=COLORS[i % 10], label=name)
-    ax1.set_ylabel("P(k) [(unit)^2 px^2]")
+    for ax in (ax1, ax2, ax3):
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax1.set_ylabel("median P(k) [(unit)^2 px^2]")
     ax1.set_title(f"{label}: power spectrum (Hann, mean-subtracted)", fontsize=9)
     ax1.legend(fontsize=7)
     ax2.axhline(1, color="k", lw=1)

@@ -69,7 +69,7 @@ def write_evaluation(ev: Evaluation, out: str | Path, overwrite: bool = False) -
     pair = (ev.cfg.source[0], ev.cfg.target)
     name = ev.cfg.method
     plots.examples(out / "examples.png", ev.source[:, 0], ev.truth, {name: ev.pred}, pair,
-                   (ev.cfg.units[pair[0]], ev.cfg.units[pair[1]]))
+                   (ev.cfg.units[pair[0]], ev.cfg.units[pair[1]]), ev.info["eps"])
     plots.spectra(out / "spectra.png", ev.truth, {name: ev.pred}, f"{pair[0]} -> {pair[1]}")
     plots.profiles_and_pdfs(out / "profiles_pdf.png", ev.truth, {name: ev.pred}, ev.info["eps"],
                             ev.cfg.units[pair[1]], f"{pair[0]} -> {pair[1]}")

@@ -49,9 +49,11 @@ Mass-weighted maps are projected (m q) / projected (m); pixels without mass are 
 
 Performance: numba, one kernel evaluation per pixel (stored in a small per-thread buffer,
 summed, then scaled and added), table lookup in q^2 with linear interpolation, loop bounds
-per row from the disk chord, several channels deposited in one pass over the particles,
-float64 accumulation. With several threads the particles are split into cost-balanced
-contiguous ranges, each accumulated into its own image and summed at the end.
+per row from the disk chord (computed ahead of the pixel loops), unsigned hot-loop indices
+(no wraparound code), several channels deposited in one pass over the particles (in groups
+of up to four per sweep), float64 accumulation. With several threads the particles are
+split into cost-balanced contiguous ranges, each accumulated into its own image and summed
+at the end. See ``benchmarks/projection.py`` for the comparison with swiftsimio.
 """
 from __future__ import annotations
 
@@ -185,8 +187,8 @@ def _deposit_range(xy, hsml, wts, p0, p1, npix, half_width, img, buf, rx0, roff,
                 continue
             norm = 1.0 / total
             # pass 2: scale and add the in-field part
-            for ch in range(nch):
-                wc = wts[ch, p] * norm
+            if nch == 1:
+                w0 = wts[0, p] * norm
                 for iy in range(jy0, jy1 + 1):
                     r = _U(iy - iy_lo)
                     x0 = rx0[r]
@@ -195,7 +197,46 @@ def _deposit_range(xy, hsml, wts, p0, p1, npix, half_width, img, buf, rx0, roff,
                     m = min(x0 + n - 1, last) - xa + 1
                     src = roff[r] + xa - x0
                     for j in range(m):
-                        img[_U(ch), _U(iy), _U(xa + j)] += wc * buf[_U(src + j)]
+                        img[0, _U(iy), _U(xa + j)] += w0 * buf[_U(src + j)]
+                continue
+            # several channels go in groups of up to four (one sweep over the rows and the
+            # buffer per group, four independent streams)
+            c0 = 0
+            while c0 < nch:
+                g = min(nch - c0, 4)
+                w0 = wts[c0, p] * norm
+                w1 = wts[c0 + 1, p] * norm if g > 1 else 0.0
+                w2 = wts[c0 + 2, p] * norm if g > 2 else 0.0
+                w3 = wts[c0 + 3, p] * norm if g > 3 else 0.0
+                for iy in range(jy0, jy1 + 1):
+                    r = _U(iy - iy_lo)
+                    x0 = rx0[r]
+                    n = roff[r + _U(1)] - roff[r]
+                    xa = max(x0, 0)
+                    m = min(x0 + n - 1, last) - xa + 1
+                    src = roff[r] + xa - x0
+                    if g == 1:
+                        for j in range(m):
+                            img[_U(c0), _U(iy), _U(xa + j)] += w0 * buf[_U(src + j)]
+                    elif g == 2:
+                        for j in range(m):
+                            b = buf[_U(src + j)]
+                            img[_U(c0), _U(iy), _U(xa + j)] += w0 * b
+                            img[_U(c0 + 1), _U(iy), _U(xa + j)] += w1 * b
+                    elif g == 3:
+                        for j in range(m):
+                            b = buf[_U(src + j)]
+                            img[_U(c0), _U(iy), _U(xa + j)] += w0 * b
+                            img[_U(c0 + 1), _U(iy), _U(xa + j)] += w1 * b
+                            img[_U(c0 + 2), _U(iy), _U(xa + j)] += w2 * b
+                    else:
+                        for j in range(m):
+                            b = buf[_U(src + j)]
+                            img[_U(c0), _U(iy), _U(xa + j)] += w0 * b
+                            img[_U(c0 + 1), _U(iy), _U(xa + j)] += w1 * b
+                            img[_U(c0 + 2), _U(iy), _U(xa + j)] += w2 * b
+                            img[_U(c0 + 3), _U(iy), _U(xa + j)] += w3 * b
+                c0 += g
         else:
             # large particle (rare): evaluate twice instead of buffering. Bounds are clamped
             # to just beyond the field before the int conversion (no overflow for huge h).
@@ -295,7 +336,7 @@ def _check_grid(npix, half_width) -> tuple[int, float]:
         hw = float(half_width)
     except (TypeError, ValueError):
         raise SkymorphError(f"half_width must be a positive number (kpc); got {half_width!r}") from None
-    if not math.isfinite(hw) or hw <= 0.0:
+    if not math.isfinite(hw) or hw <= 0.0 or not math.isfinite(npix / (2.0 * hw)):
         raise SkymorphError(f"half_width must be a positive finite number (kpc); got {half_width!r}")
     return int(npix), hw
 

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .base import TranslationMethod
-from .baseline import MonotoneBaseline
+from .base import BaselineMethod, TranslationMethod
 from .pix2pix import Pix2Pix
 from .regression import UNetRegression
 
-METHODS: dict[str, type[TranslationMethod]] = {m.name: m for m in (MonotoneBaseline, UNetRegression, Pix2Pix)}
+METHODS: dict[str, type[TranslationMethod]] = {m.name: m for m in (BaselineMethod, UNetRegression, Pix2Pix)}
 
 
 def make_method(name: str, in_channels: int, out_channels: int = 1, **options) -> TranslationMethod:

@@ -1,15 +1,16 @@
-"""The non-deep reference: a per-pixel monotone fit of (normalised) log target against log source."""
+"""A per-pixel monotone fit of (normalised) log target against log source: the non-deep reference,
+and the prior the networks learn a correction to."""
 from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 from scipy.optimize import isotonic_regression
 from scipy.stats import spearmanr
 
-from .base import TranslationMethod
 
 
-class MonotoneBaseline(TranslationMethod):
+class MonotoneBaseline(nn.Module):
     """Isotonic regression of target on the first source channel over train-split pixels.
 
     Pixels are binned in ``n_knots`` source quantiles; the bin means of the target are made monotone
@@ -17,11 +18,8 @@ class MonotoneBaseline(TranslationMethod):
     weighted by counts; translation interpolates linearly between knots (constant beyond).
     """
 
-    name = "baseline"
-    trainable = False
-
-    def __init__(self, in_channels: int, out_channels: int = 1, n_knots: int = 256, **_):
-        super().__init__(in_channels, out_channels)
+    def __init__(self, in_channels: int, out_channels: int = 1, n_knots: int = 256):
+        super().__init__()
         self.register_buffer("x_knots", torch.zeros(n_knots, dtype=torch.float64))
         self.register_buffer("y_knots", torch.zeros(n_knots, dtype=torch.float64))
 
@@ -41,11 +39,12 @@ class MonotoneBaseline(TranslationMethod):
         self.y_knots.copy_(torch.from_numpy(np.interp(self.x_knots.numpy(), xm, yfit)))
 
     @torch.no_grad()
-    def translate(self, source: torch.Tensor, steps=None, seed=None, n_samples: int = 1) -> torch.Tensor:
-        x = source[:, :1].double().numpy()
-        y = np.interp(x, self.x_knots.numpy(), self.y_knots.numpy()).astype(np.float32)
-        out = torch.from_numpy(y)
-        return out.unsqueeze(0).expand(n_samples, *out.shape).clone()
+    def apply(self, source: torch.Tensor) -> torch.Tensor:
+        """The fitted map of the first source channel: (N, C, H, W) -> (N, 1, H, W)."""
+        x = source[:, :1].double().clamp(self.x_knots[0], self.x_knots[-1])
+        i = torch.searchsorted(self.x_knots, x.contiguous()).clamp(1, len(self.x_knots) - 1)
+        x0, x1, y0, y1 = self.x_knots[i - 1], self.x_knots[i], self.y_knots[i - 1], self.y_knots[i]
+        w = torch.where(x1 > x0, (x - x0) / (x1 - x0).clamp(min=1e-300), torch.zeros_like(x))
+        return (y0 + w * (y1 - y0)).to(source.dtype)
 
-    def nfe(self, steps=None) -> int:
-        return 0
+

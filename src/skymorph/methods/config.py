@@ -27,12 +27,15 @@ class TrainConfig(BaseModel):
     loss: Literal["l1", "l2"] = "l1"
     gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
     lambda_l1: float = 100.0
+    prior: bool = True  # networks learn a correction to the monotone pixel map (fitted on the train split)
+    spectral_weight: float = 0.0  # weight of the physical-P(k) term added to the pixel loss (0: plain L1/L2)
     base_channels: int = 32
     depth: int = 4
     d_base: int = 64
     ema: bool = False
     ema_decay: float = 0.999
     grad_clip: Optional[float] = 1.0
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
     augment: bool = True
     devices: int = 1
     strategy: str = "auto"
@@ -49,7 +52,9 @@ class TrainConfig(BaseModel):
         return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
 
     def method_options(self) -> dict:
-        return self.model_dump(include={"base_channels", "depth", "d_base", "loss", "gan_mode", "lambda_l1"})
+        opts = self.model_dump(include={"base_channels", "depth", "d_base", "loss", "gan_mode", "lambda_l1",
+                                        "spectral_weight", "npix", "prior"})
+        return {**opts, "target_norm": self.norms.get(self.target)}
 
     def save(self, path: Path) -> None:
         path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))

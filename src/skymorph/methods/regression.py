@@ -1,4 +1,5 @@
-"""U-Net regression (L1 or L2): the baseline every generative method must beat on pixel metrics."""
+"""U-Net regression (L1 or L2 on normalised log maps, optionally plus the spectral term of
+:class:`~skymorph.methods.losses.SpectralLoss`): the baseline every generative method must beat."""
 from __future__ import annotations
 
 import torch
@@ -6,21 +7,28 @@ import torch.nn.functional as F
 
 from ..models import UNet
 from .base import StepFn, TranslationMethod
+from .losses import spectral_loss
 
 
 class UNetRegression(TranslationMethod):
     name = "unet"
 
     def __init__(self, in_channels: int, out_channels: int = 1, base_channels: int = 32, depth: int = 4,
-                 loss: str = "l1", **_):
-        super().__init__(in_channels, out_channels)
+                 loss: str = "l1", spectral_weight: float = 0.0, target_norm: dict | None = None, npix: int = 0, prior: bool = True, **_):
+        super().__init__(in_channels, out_channels, prior)
         self.net = UNet(in_channels, out_channels, base_channels, depth)
         self.loss = {"l1": F.l1_loss, "l2": F.mse_loss}[loss]
+        self.spectral = spectral_loss(target_norm, npix, spectral_weight)
+        self.spectral_weight = spectral_weight
 
     def make_optimizers(self, lr: float | None) -> list[torch.optim.Optimizer]:
         return [torch.optim.Adam(self.net.parameters(), lr=lr or 1e-3)]
 
     def training_step(self, batch: dict, step: StepFn) -> dict[str, torch.Tensor]:
-        loss = self.loss(self.net(batch["source"]), batch["target"])
+        pred = self.generate(batch["source"])
+        losses = {"pixel": self.loss(pred, batch["target"])}
+        if self.spectral is not None:
+            losses["spectral"] = self.spectral(pred, batch["target"])
+        loss = losses["pixel"] + self.spectral_weight * losses.get("spectral", 0.0)
         step(0, loss)
-        return {"loss": loss}
+        return {"loss": loss, **losses}

@@ -7,6 +7,7 @@ loaded as data (``torch.load(weights_only=True)``), never as code.
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import time
 import warnings
@@ -15,12 +16,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
-from ..data.dataset import PairedMaps
+from ..data.dataset import PairedMaps, check_pair
 from ..data.normalise import LogStandardise
 from ..data.store import MapStore
 from ..errors import ConfigError, InputError, OutputExistsError, SkymorphError
@@ -43,6 +44,26 @@ class TranslationModule(L.LightningModule):
 
     def configure_optimizers(self):
         return self.method.make_optimizers(self.cfg.lr)
+
+    def progress(self) -> float:
+        """Fraction of the budget used: the larger of the step and the wall-clock fractions."""
+        frac = self.global_step / max(1.0, float(self.trainer.estimated_stepping_batches))
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
+        if timer is not None and timer._duration:
+            frac = max(frac, timer.time_elapsed("train") / timer._duration)
+        return min(frac, 1.0)
+
+    def on_train_batch_start(self, batch, batch_idx):
+        """Cosine learning-rate decay over the budget (epochs or minutes, whichever ends first),
+        down to 5% of the initial rate: the last weights are averaged by the small steps."""
+        if self.cfg.lr_schedule != "cosine":
+            return
+        scale = 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * self.progress()))
+        opts = self.optimizers()
+        for opt in opts if isinstance(opts, list) else [opts]:
+            for group in opt.optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * scale
 
     def _step(self, i: int, loss: torch.Tensor) -> None:
         if not torch.isfinite(loss):
@@ -69,9 +90,9 @@ class TranslationModule(L.LightningModule):
         self.log("val_l1", loss, prog_bar=True, batch_size=len(batch["source"]), sync_dist=True)
 
 
-def _fill_from_data(cfg: TrainConfig) -> TrainConfig:
+def fill_from_data(cfg: TrainConfig) -> TrainConfig:
+    """The config completed with the store's normalisation, units and map size (pair checked)."""
     with MapStore(cfg.data) as store:
-        from ..data.dataset import check_pair
         check_pair(store, cfg.source, cfg.target)
         norms = {d: vars(store.norm(d)) for d in [*cfg.source, cfg.target]}
         units = {d: store.unit(d) for d in [*cfg.source, cfg.target]}
@@ -112,7 +133,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = F
             if not overwrite:
                 raise OutputExistsError(f"{out}: run folder exists (use --resume to continue it or --overwrite)")
             shutil.rmtree(out)
-        cfg = _fill_from_data(cfg)
+        cfg = fill_from_data(cfg)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / CONFIG_NAME)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -120,14 +141,19 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = F
     norms = _norms(cfg)
     train_ds = PairedMaps(cfg.data, cfg.source, cfg.target, "train", cfg.augment, norms)
     val_ds = PairedMaps(cfg.data, cfg.source, cfg.target, "val", False, norms)
+    start = time.perf_counter()
+    method.fit_prior(*_train_arrays(train_ds))
     if not method.trainable:
-        return _fit_closed_form(method, train_ds, cfg, out)
+        return _save_closed_form(method, out, time.perf_counter() - start)
     module = TranslationModule(method, cfg)
     loader = DataLoader(train_ds, cfg.batch_size, shuffle=True, num_workers=cfg.num_workers, drop_last=len(train_ds) > cfg.batch_size,
                         persistent_workers=cfg.num_workers > 0)
     val_loader = DataLoader(val_ds, cfg.batch_size, num_workers=cfg.num_workers)
-    callbacks = [ModelCheckpoint(ckpt_dir, filename="best", monitor="val_l1", save_last=True, save_top_k=1,
-                                 every_n_epochs=1, enable_version_counter=False)]
+    # last.ckpt after every epoch (resume), best.ckpt at the lowest validation L1 (translation)
+    callbacks = [ModelCheckpoint(ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
+                                 enable_version_counter=False),
+                 ModelCheckpoint(ckpt_dir, filename="best", monitor="val_l1", save_top_k=1, every_n_epochs=1,
+                                 enable_version_counter=False)]
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no GPU/TPU banners and tips
     trainer = L.Trainer(default_root_dir=out, max_epochs=cfg.max_epochs,
                         max_time=timedelta(minutes=cfg.max_minutes) if cfg.max_minutes else None,
@@ -137,7 +163,6 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = F
                                 TensorBoardLogger(out / "logs", name="tb")],
                         enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=5,
                         num_sanity_val_steps=0)
-    start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|to be deterministic).*")
         trainer.fit(module, loader, val_loader, ckpt_path=str(ckpt_dir / "last.ckpt") if resume else None)
@@ -152,14 +177,18 @@ def _record_time(out: Path, seconds: float) -> None:
     f.write_text(f"{total:.3f}\n")
 
 
-def _fit_closed_form(method: TranslationMethod, ds: PairedMaps, cfg: TrainConfig, out: Path) -> Path:
-    start = time.perf_counter()
-    items = [ds[i] for i in range(len(ds))]
-    method.fit(torch.stack([b["source"] for b in items]).numpy(), torch.stack([b["target"] for b in items]).numpy())
+def _train_arrays(ds: PairedMaps, max_maps: int = 512):
+    """(source, target) normalised arrays of up to ``max_maps`` evenly spaced train views."""
+    pick = range(0, len(ds), max(1, len(ds) // max_maps))
+    items = [ds[i] for i in pick]
+    return (torch.stack([b["source"] for b in items]).numpy(), torch.stack([b["target"] for b in items]).numpy())
+
+
+def _save_closed_form(method: TranslationMethod, out: Path, seconds: float) -> Path:
     (out / "checkpoints").mkdir(exist_ok=True)
     state = {"state_dict": {f"method.{k}": v for k, v in method.state_dict().items()}, "epoch": 0, "global_step": 0}
     torch.save(state, out / "checkpoints" / "last.ckpt")
-    _record_time(out, time.perf_counter() - start)
+    _record_time(out, seconds)
     return out
 
 

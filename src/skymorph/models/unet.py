@@ -26,6 +26,8 @@ class UNet(nn.Module):
     """Encoder-decoder with skip connections: ``depth`` stride-2 downsamplings, channels doubling from ``base``.
 
     Input (N, in_channels, H, W) with H, W divisible by 2**depth; output (N, out_channels, H, W).
+    The output convolution starts at zero, so an untrained network adds nothing to the prior it
+    corrects (see :meth:`skymorph.methods.base.TranslationMethod.generate`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, base: int = 32, depth: int = 4, dropout: float = 0.0):
@@ -40,6 +42,8 @@ class UNet(nn.Module):
         self.dec = nn.ModuleList(ConvBlock(chans[i + 1] + chans[i], chans[i], dropout if i == depth - 1 else 0.0)
                                  for i in range(depth))
         self.out = nn.Conv2d(chans[0], out_channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % 2**self.depth or x.shape[-2] % 2**self.depth:
