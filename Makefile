@@ -5,6 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo_out
+DEMO_MINUTES ?= 2.5
 
 .PHONY: demo test install bench clean
 
@@ -21,14 +22,18 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	$(BIN)/skymorph synth $(DEMO)/galaxies --galaxies 24 --particles 10000 --seed 1 --overwrite
+	$(BIN)/skymorph synth $(DEMO)/galaxies --galaxies 64 --particles 10000 --seed 1 --overwrite
 	$(BIN)/skymorph maps build $(DEMO)/galaxies --out $(DEMO)/maps.h5 --size 64 --rotations 3 --seed 1 --workers 2 --overwrite
 	$(BIN)/skymorph maps info $(DEMO)/maps.h5
 	$(BIN)/skymorph maps show $(DEMO)/maps.h5 --index 0 --out $(DEMO)/view0.png --overwrite
-	@echo "Demo outputs: $(DEMO)/galaxies (TNG-format cutouts), $(DEMO)/maps.h5 (map store), $(DEMO)/view0.png"
+	$(BIN)/skymorph benchmark --data $(DEMO)/maps.h5 --pairs gas:hi,gas:dm,gas:star --methods baseline,unet,pix2pix \
+		--max-minutes $(DEMO_MINUTES) --base-channels 16 --seed 1 --out $(DEMO)/bench --no-progress
+	@echo "Demo outputs in $(DEMO)/: galaxies/ (TNG-format cutouts), maps.h5 (map store), view0.png,"
+	@echo "  bench/results.md (tables) and the report: $(DEMO)/bench/report.html"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/projection.py
+	$(BIN)/python benchmarks/training.py
 
 clean:
 	rm -rf $(VENV) $(DEMO)

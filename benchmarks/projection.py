@@ -61,6 +61,8 @@ def main(argv=None) -> None:
     ap.add_argument("--n-subsampled", type=int, default=100_000,
                     help="particles for swiftsimio 'subsampled' (slow), scaled to --n (default 1e5)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--build-particles", type=int, default=100_000,
+                    help="particles per species of the synthetic galaxy timed by `maps build` (0: skip)")
     args = ap.parse_args(argv)
 
     import numba
@@ -152,6 +154,38 @@ def main(argv=None) -> None:
         t1 = next(r for r in rows if r[0] == "skymorph" and r[1] == "1")[3]
         print(f"  skymorph project_channels, 4 channels in one pass, 1 thread: {t4:.3f} s "
               f"= {t4 / t1:.2f} x one channel (4 separate projections: 4.00 x)\n")
+    if args.build_particles:
+        build_timing(args.build_particles, args.repeat)
+
+
+def build_timing(n_particles: int, repeat: int) -> None:
+    """`maps build` per galaxy: 7 domains x 4 views (unrotated + 3 rotations) at 256^2, one process;
+    the reference in the same run is the projection alone of the same particles and views."""
+    import tempfile
+    from pathlib import Path
+
+    from skymorph.data.build import render_galaxy
+    from skymorph.maps.domains import get_domains
+    from skymorph.maps.views import render_views, view_rotations
+    from skymorph.sim.sources import open_source
+    from skymorph.sim.synth import synthesize
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        synthesize(tmp / "gal", 1, n_particles, seed=2, progress=False)
+        src = open_source(tmp / "gal")
+        settings = {"domains": "dm,star,gas,hi,hi21,temp,bfield", "size": 256, "rotations": 3, "fov": 1.0,
+                    "fov_ref": "gas", "seed": 0, "face_edge": False}
+        (tmp / "parts").mkdir()
+        t_full, _ = _best_time(lambda: render_galaxy(src, 0, settings, tmp / "parts"), repeat)
+        galaxy = src.load(0)
+        rots = view_rotations(3, np.random.default_rng(0))
+        t_proj, _ = _best_time(lambda: render_views(galaxy, get_domains(settings["domains"]), 256, rots), repeat)
+    n_maps = 7 * 4
+    print(f"maps build, one galaxy ({n_particles:,} particles per species), 7 domains x 4 views at 256^2, 1 process:")
+    print(f"  {t_full:.2f} s per galaxy = {n_maps / t_full:.1f} maps/s "
+          f"(reading, smoothing lengths, rotations, projection, part file); projection alone {t_proj:.2f} s "
+          f"= {t_proj / t_full:.2f} of it; a pool of W workers builds ~W galaxies at a time")
 
 
 if __name__ == "__main__":

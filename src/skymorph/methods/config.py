@@ -28,7 +28,7 @@ class TrainConfig(BaseModel):
     gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
     lambda_l1: float = 100.0
     prior: bool = True  # networks learn a correction to the monotone pixel map (fitted on the train split)
-    spectral_weight: float = 0.0  # weight of the physical-P(k) term added to the pixel loss (0: plain L1/L2)
+    spectral_weight: float = 0.3  # weight of the physical-P(k) term added to the pixel loss (0: plain L1/L2)
     base_channels: int = 32
     depth: int = 4
     d_base: int = 64
