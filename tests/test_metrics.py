@@ -193,3 +193,15 @@ def test_summarise_known_list():
     s = M.summarise(rows)
     assert s["a"] == {"mean": 50.0, "median": 50.0, "p16": 16.0, "p84": 84.0, "n": 101}
     assert s["b"]["n"] == 102 and s["b"]["p84"] == pytest.approx(np.percentile(2.0 * np.r_[np.arange(101), 0], 84))
+
+
+def test_profile_error_ignores_annuli_below_the_log_floor():
+    """Outskirts where the truth vanishes (no HI) must not dominate the profile error."""
+    from skymorph.evaluate.metrics import map_metrics, profile_rel_err
+
+    yy, xx = np.mgrid[:32, :32] - 15.5
+    r = np.hypot(xx, yy)
+    truth = np.where(r < 10, 1e3 * np.exp(-r / 3), 1e-9)
+    pred = np.where(r < 10, 1.1e3 * np.exp(-r / 3), 1e-6)  # 10% high in the disk, tiny outside
+    assert profile_rel_err(pred, truth, 1.0) > 100  # every outer annulus is off by 1e3
+    assert map_metrics(pred, truth, 1.0, eps=1e-2)["profile_rel_err"] == pytest.approx(0.1, rel=1e-6)

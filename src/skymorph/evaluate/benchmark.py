@@ -4,12 +4,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rich.console import Console
+
 from ..errors import ConfigError
 from ..methods.config import TrainConfig
 from ..methods.training import CONFIG_NAME, fill_from_data, train
 from . import plots
 from .report import write_markdown, write_html
 from .runner import evaluate_run
+
+console = Console(stderr=True)
 
 
 def parse_pairs(spec: str) -> list[tuple[list[str], str]]:
@@ -58,8 +62,13 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
             cfg = TrainConfig.build({"method": method, "data": data, "source": source, "target": target,
                                      "max_minutes": max_minutes, "max_epochs": max_epochs, "seed": seed,
                                      **(options or {})})
+            budget = f"{max_minutes:g} min" if max_minutes else f"{max_epochs} epochs"
+            console.print(f"[bold]{name}[/bold] {method}: training or reusing (budget {budget}) ...")
             run = _trained(cfg, out / "runs" / name / method, progress)
             evs[method] = evaluate_run(run, data, "test", seed=seed)
+            med = evs[method].summary
+            console.print(f"  {method}: test mse_log {med['mse_log']['median']:.3g}, "
+                          f"pk_rel_err {med['pk_rel_err']['median']:.3g}, ssim {med['ssim']['median']:.3g}")
         results[name] = {m: {"info": e.info, "metrics": e.summary} for m, e in evs.items()}
         first = next(iter(evs.values()))
         preds = {m: e.pred for m, e in evs.items()}

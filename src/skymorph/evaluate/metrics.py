@@ -249,16 +249,17 @@ def profile_curves(pred, truth, pixel_kpc: float, nbins: int | None = None):
     return (r, pp[0], pt[0]) if single else (r, pp, pt)
 
 
-def profile_rel_err(pred, truth, pixel_kpc: float, nbins: int | None = None):
+def profile_rel_err(pred, truth, pixel_kpc: float, nbins: int | None = None, floor: float = 0.0):
     """Mean over radial bins of |profile_pred(r) / profile_truth(r) - 1| (dimensionless).
 
     Profiles as in :func:`profile_curves` (about the map centre, out to the half-width); annuli
-    where the truth profile is not > 0 are skipped.
+    where the truth profile is not above ``floor`` are skipped (``map_metrics`` passes the log
+    floor eps: far outskirts with a vanishing truth, e.g. no HI, would otherwise dominate the mean).
     """
     _, pp, pt = profile_curves(pred, truth, pixel_kpc, nbins)
     pp, pt = np.atleast_2d(pp), np.atleast_2d(pt)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(pt > 0, np.abs(pp / pt - 1.0), np.nan)
+        rel = np.where(pt > floor, np.abs(pp / pt - 1.0), np.nan)
     return _out(_nanmean_rows(rel), np.ndim(pred) == 2)
 
 
@@ -493,7 +494,7 @@ def _all(p: np.ndarray, t: np.ndarray, pixel_kpc: float, eps: float) -> dict[str
     _, prp = fields.radial_profile(p, d)
     _, prt = fields.radial_profile(t, d)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["profile_rel_err"] = _nanmean_rows(np.where(prt > 0, np.abs(prp / prt - 1.0), np.nan))
+        out["profile_rel_err"] = _nanmean_rows(np.where(prt > eps, np.abs(prp / prt - 1.0), np.nan))
         sp, st = p.sum(axis=(-2, -1)), t.sum(axis=(-2, -1))
         out["mass_rel_err"] = np.where(st != 0, np.abs(sp - st) / np.abs(st), np.nan)
     dc = _centroids(p) - _centroids(t)

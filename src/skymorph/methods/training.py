@@ -46,8 +46,10 @@ class TranslationModule(L.LightningModule):
         return self.method.make_optimizers(self.cfg.lr)
 
     def progress(self) -> float:
-        """Fraction of the budget used: the larger of the step and the wall-clock fractions."""
-        frac = self.global_step / max(1.0, float(self.trainer.estimated_stepping_batches))
+        """Fraction of the budget used: the larger of the batch and the wall-clock fractions
+        (batches, not optimiser steps: a GAN steps twice per batch)."""
+        batches = self.trainer.fit_loop.epoch_loop.total_batch_idx + 1
+        frac = batches / max(1.0, float(self.trainer.estimated_stepping_batches))
         timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
         if timer is not None and timer._duration:
             frac = max(frac, timer.time_elapsed("train") / timer._duration)
