@@ -147,3 +147,24 @@ def test_fits_export_round_trip(store_path, tmp_path):
         h = hdul[0].header
         assert h["BUNIT"] == "mK" and h["CUNIT1"] == "kpc"
         assert h["CDELT1"] == pytest.approx(2 * hw / 32) and h["EXTENT"] == pytest.approx(2 * hw)
+
+
+def test_face_on_and_edge_on_views(synth_dir):
+    """The face-on stellar map of a disk is rounder than the edge-on one."""
+    g = open_source(synth_dir).load(0)
+    from skymorph.maps.views import view_rotations
+
+    rots = view_rotations(0, np.random.default_rng(0), g, face_edge=True)
+    assert len(rots) == 3 and np.allclose(rots[1] @ rots[1].T, np.eye(3))
+    vs = render_views(g, get_domains("star"), 32, rots, fov=1.0, fov_ref="star")
+
+    def axis_ratio(img):
+        yy, xx = np.mgrid[:32, :32]
+        w = img / img.sum()
+        cx, cy = (w * xx).sum(), (w * yy).sum()
+        cov = [[(w * (xx - cx) ** 2).sum(), (w * (xx - cx) * (yy - cy)).sum()],
+               [(w * (xx - cx) * (yy - cy)).sum(), (w * (yy - cy) ** 2).sum()]]
+        ev = np.linalg.eigvalsh(cov)
+        return np.sqrt(ev[0] / ev[1])
+
+    assert axis_ratio(vs.maps["star"][1]) > axis_ratio(vs.maps["star"][2]) + 0.2

@@ -106,3 +106,19 @@ def test_cli_bad_input(args, message, store_path, tmp_path):
     res = runner.invoke(app, [a.format(store=store_path, tmp=tmp_path) for a in args])
     assert res.exit_code == 1, res.output
     assert res.stderr.startswith("error:") and message in res.stderr and "Traceback" not in res.output
+
+
+def test_cli_resume_continues_and_refuses_another_pair(store_path, tmp_path):
+    from skymorph.methods.training import epochs_done
+
+    run = str(tmp_path / "run")
+    base = ["train", "--method", "unet", "--data", str(store_path), "--source", "gas", "--target", "hi",
+            "--out", run, "--base-channels", "8", "--batch-size", "4", "--no-progress"]
+    assert runner.invoke(app, [*base, "--max-epochs", "1"]).exit_code == 0
+    res = runner.invoke(app, ["train", "--out", run, "--resume", "--max-epochs", "2", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert epochs_done(tmp_path / "run") == 2
+    res = runner.invoke(app, ["train", "--out", run, "--resume", "--target", "dm", "--max-epochs", "3"])
+    assert res.exit_code == 1 and "trained with target = hi, not dm" in res.stderr
+    res = runner.invoke(app, [*base, "--max-epochs", "1"])
+    assert res.exit_code == 1 and "run folder exists" in res.stderr

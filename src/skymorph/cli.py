@@ -147,12 +147,13 @@ def train_cmd(out: Path = typer.Option(..., help="run folder (checkpoints, logs,
              "accelerator": accelerator, "precision": precision}
     if resume:
         saved = TrainConfig.load(out / CONFIG_NAME)
-        for key in ("method", "data", "source", "target"):
-            new = TrainConfig.build({**saved.model_dump(), key: given[key]}).model_dump()[key] if given[key] else None
-            if new is not None and new != saved.model_dump()[key]:
-                raise SkymorphError(f"{out}: --resume of a run trained with {key} = {saved.model_dump()[key]}, "
-                                    f"not {given[key]}")
-        cfg = saved.model_copy(update={k: v for k, v in given.items() if k in ("max_epochs", "max_minutes") and v})
+        asked = {k: given[k] for k in ("method", "data", "source", "target") if given[k] is not None}
+        check = TrainConfig.build(saved.model_dump(), **asked)
+        for key in asked:
+            if getattr(check, key) != getattr(saved, key):
+                raise SkymorphError(f"{out}: --resume of a run trained with {key} = {getattr(saved, key)}, "
+                                    f"not {getattr(check, key)}")
+        cfg = TrainConfig.build(saved.model_dump(), max_epochs=max_epochs, max_minutes=max_minutes)
     elif config is not None:
         cfg = TrainConfig.load(config, **given)
     else:

@@ -31,7 +31,7 @@ GAS_KERNEL_FACTOR = 2.5  # kernel support / cell radius (TNG team's choice)
 N_NGB = {"stars": 32, "dm": 64}
 
 
-def _open(path: str | Path) -> h5py.File:
+def open_hdf5(path: str | Path) -> h5py.File:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
@@ -52,7 +52,7 @@ def _header_from(f: h5py.File, path) -> Header:
         raise InputError(f"{path}: Header attribute {exc.args[0]!r} missing") from None
 
 
-def _read_field(f: h5py.File, path, group: str, name: str, sl: slice = slice(None)) -> np.ndarray:
+def read_field(f: h5py.File, path, group: str, name: str, sl: slice = slice(None)) -> np.ndarray:
     try:
         return f[group][name][sl]
     except KeyError:
@@ -89,7 +89,7 @@ def groupcat_files(base_path: str | Path, snap: int) -> list[Path]:
 def loadHeader(base_path: str | Path, snap: int) -> dict:  # noqa: N802 (illustris_python's name)
     """Header attributes of the snapshot's first chunk, as a dict."""
     path = snapshot_files(base_path, snap)[0]
-    with _open(path) as f:
+    with open_hdf5(path) as f:
         return dict(f["Header"].attrs)
 
 
@@ -99,7 +99,7 @@ def _load_range(files: list[Path], ptype: str | int, fields, start: int = 0, cou
     group = f"PartType{num}"
     counts = []
     for p in files:
-        with _open(p) as f:
+        with open_hdf5(p) as f:
             counts.append(int(f["Header"].attrs["NumPart_ThisFile"][num]))
     total = sum(counts)
     count = total - start if count is None else count
@@ -112,11 +112,11 @@ def _load_range(files: list[Path], ptype: str | int, fields, start: int = 0, cou
     for p, n in zip(files, counts):
         lo, hi = max(start, first), min(start + count, first + n)
         if hi > lo:
-            with _open(p) as f:
+            with open_hdf5(p) as f:
                 if group not in f:
                     raise InputError(f"{p}: missing part type {part_type_name(num)} ({group})")
                 for name in fields:
-                    parts[name].append(_read_field(f, p, group, name, slice(lo - first, hi - first)))
+                    parts[name].append(read_field(f, p, group, name, slice(lo - first, hi - first)))
         first += n
     for name in fields:
         out[name] = np.concatenate(parts[name]) if parts[name] else np.zeros(0)
@@ -132,11 +132,11 @@ def _load_groupcat(base_path, snap: int, group: str, fields) -> dict:
     files = groupcat_files(base_path, snap)
     out: dict[str, list] = {name: [] for name in fields}
     for p in files:
-        with _open(p) as f:
+        with open_hdf5(p) as f:
             if group not in f or not len(f[group].keys()):
                 continue  # chunks without any object of this kind have an empty group
             for name in fields:
-                out[name].append(_read_field(f, p, group, name))
+                out[name].append(read_field(f, p, group, name))
     res = {name: np.concatenate(v) for name, v in out.items() if v}
     res["count"] = len(next(iter(res.values()))) if res else 0
     return res
@@ -165,8 +165,8 @@ def subhalo_offsets(base_path, snap: int) -> tuple[np.ndarray, np.ndarray]:
     lengths = lengths["SubhaloLenType"].astype(np.int64)
     offset_file = Path(base_path).parent / "postprocessing" / "offsets" / f"offsets_{snap:03d}.hdf5"
     if offset_file.exists():
-        with _open(offset_file) as f:
-            return _read_field(f, offset_file, "Subhalo", "SnapByType").astype(np.int64), lengths
+        with open_hdf5(offset_file) as f:
+            return read_field(f, offset_file, "Subhalo", "SnapByType").astype(np.int64), lengths
     groups = loadHalos(base_path, snap, ["GroupLenType", "GroupFirstSub", "GroupNsubs"])
     group_off = np.concatenate([[np.zeros(6, np.int64)], np.cumsum(groups["GroupLenType"], axis=0)[:-1]])
     offsets = np.zeros_like(lengths)
@@ -268,7 +268,7 @@ def read_cutout(path: str | Path, parttypes=("gas", "dm", "stars"), require: dic
     """
     require = require or {}
     out: dict = {}
-    with _open(path) as f:
+    with open_hdf5(path) as f:
         header = _header_from(f, path)
         out["header"] = header
         mass_table = np.asarray(f["Header"].attrs.get("MassTable", np.zeros(6)), dtype=np.float64)
@@ -278,7 +278,7 @@ def read_cutout(path: str | Path, parttypes=("gas", "dm", "stars"), require: dic
             if group not in f:
                 raise InputError(f"{path}: missing part type {ptype} ({group}): the galaxy has no {ptype} particles")
             names = fields_to_read(f, group, ptype, path, require.get(ptype, ()))
-            raw = {name: _read_field(f, path, group, name) for name in names}
+            raw = {name: read_field(f, path, group, name) for name in names}
             ps = to_particles(raw, ptype, header, mass_table, path)
             if len(ps) == 0:
                 raise InputError(f"{path}: {group} is empty: the galaxy has no {ptype} particles")
@@ -288,6 +288,6 @@ def read_cutout(path: str | Path, parttypes=("gas", "dm", "stars"), require: dic
 
 def read_header(path: str | Path) -> Header:
     """The :class:`Header` of one HDF5 file (snapshot chunk, cutout or catalogue)."""
-    with _open(path) as f:
+    with open_hdf5(path) as f:
         return _header_from(f, path)
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import InputError
 from .particles import Header, ParticleSet, part_type_number
-from .reader import (_open, _read_field, fields_to_read, loadSubhalo, loadSubhalos, read_cutout, read_header,
+from .reader import (open_hdf5, read_field, fields_to_read, loadSubhalo, loadSubhalos, read_cutout, read_header,
                      snapshot_files, to_particles)
 
 CATALOG_NAME = "catalog.hdf5"
@@ -55,12 +55,12 @@ class CutoutFolder:
         self.catalog_path = self.path / CATALOG_NAME
         if not self.path.is_dir():
             raise InputError(f"{self.path}: not a folder of cutouts")
-        with _open(self.catalog_path) as f:
+        with open_hdf5(self.catalog_path) as f:
             self.header = read_header(self.catalog_path)
-            self._cat = {name: _read_field(f, self.catalog_path, "Subhalo", name)
+            self._cat = {name: read_field(f, self.catalog_path, "Subhalo", name)
                          for name in ("SubhaloPos", "SubhaloHalfmassRadType")}
             n = len(self._cat["SubhaloPos"])
-            self._ids = (_read_field(f, self.catalog_path, "Subhalo", "SubhaloID").astype(int)
+            self._ids = (read_field(f, self.catalog_path, "Subhalo", "SubhaloID").astype(int)
                          if "SubhaloID" in f["Subhalo"] else np.arange(n))
         self._row = {int(i): k for k, i in enumerate(self._ids)}
 
@@ -112,12 +112,12 @@ class TNGSimulation:
     def load(self, galaxy_id: int, parttypes=("gas", "dm", "stars"), require: dict | None = None) -> Galaxy:
         files = snapshot_files(self.path, self.snapshot)
         header = self.header
-        with _open(files[0]) as f:
+        with open_hdf5(files[0]) as f:
             mass_table = np.asarray(f["Header"].attrs["MassTable"], dtype=np.float64)
         parts = {}
         for ptype in parttypes:
             group = f"PartType{part_type_number(ptype)}"
-            with _open(files[0]) as f:
+            with open_hdf5(files[0]) as f:
                 if group not in f:
                     raise InputError(f"{files[0]}: missing part type {ptype} ({group})")
                 names = fields_to_read(f, group, ptype, files[0], (require or {}).get(ptype, ()))
