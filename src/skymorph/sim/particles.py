@@ -80,11 +80,10 @@ class ParticleSet:
         return ParticleSet(self.ptype, d, self.mass, self.hsml, self.fields)
 
 
-def half_mass_radius(pos: np.ndarray, mass: np.ndarray) -> float:
-    """3D radius [kpc] enclosing half the mass about the origin (0 for no particles)."""
-    if len(mass) == 0:
+def half_mass_radius(r: np.ndarray, mass: np.ndarray) -> float:
+    """Smallest particle radius [kpc] enclosing at least half of the total mass (0 for no particles)."""
+    if len(r) == 0:
         return 0.0
-    r = np.sqrt(np.sum(pos**2, axis=1))
-    order = np.argsort(r)
-    cum = np.cumsum(mass[order])
-    return float(r[order][np.searchsorted(cum, 0.5 * cum[-1])])
+    order = np.argsort(r, kind="stable")
+    cum = np.cumsum(np.asarray(mass, dtype=np.float64)[order])
+    return float(np.asarray(r)[order][np.searchsorted(cum, 0.5 * cum[-1])])

@@ -45,6 +45,7 @@ from skymorph import sph
 from skymorph.errors import OutputExistsError, SkymorphError
 from skymorph.sim import relations as rel
 from skymorph.sim import units
+from skymorph.sim.particles import half_mass_radius
 
 __all__ = [
     "BOX_SIZE",
@@ -54,7 +55,6 @@ __all__ = [
     "sample_galaxy",
     "write_cutout",
     "synthesize",
-    "half_mass_radius",
     "cell_density",
     "enclosed_mass",
     "gas_scale_height",
@@ -295,15 +295,6 @@ def _cosmic_time_table(redshift: float) -> tuple[np.ndarray, np.ndarray]:
 def _scale_factor_at(t_gyr, redshift: float) -> np.ndarray:
     a, t = _cosmic_time_table(float(redshift))
     return np.interp(t_gyr, t, a)
-
-
-def half_mass_radius(r: np.ndarray, m: np.ndarray) -> float:
-    """Smallest particle radius enclosing at least half of the total mass (0 if no particles)."""
-    if len(r) == 0:
-        return 0.0
-    order = np.argsort(r, kind="stable")
-    cum = np.cumsum(np.asarray(m, dtype=np.float64)[order])
-    return float(r[order][np.searchsorted(cum, 0.5 * cum[-1])])
 
 
 # ---------------------------------------------------------------------------------------------
