@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import os
 import shutil
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -22,7 +21,8 @@ from ..errors import ConfigError, SkymorphError
 from ..maps.domains import REF_TYPES, get_domains
 from ..maps.views import render_views, view_rotations
 from ..sim.derived import HI_MODEL
-from .store import FLAG_BOX_EDGE, FLAG_EOS_GAS, temp_path, check_output, write_store
+from ..atomic import atomic_path
+from .store import FLAG_BOX_EDGE, FLAG_EOS_GAS, check_output, write_store
 
 ALL_DOMAINS = "dm,star,gas,hi,hi21,temp,bfield"
 
@@ -44,8 +44,7 @@ def render_galaxy(source, gid: int, settings: dict, parts: Path) -> int:
     rots = view_rotations(settings["rotations"], rng, galaxy, settings["face_edge"])
     vs = render_views(galaxy, domains, settings["size"], rots, settings["fov"], settings["fov_ref"], threads=1)
     path = _part_path(parts, gid)
-    tmp = temp_path(path)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for name, arr in vs.maps.items():
                 f.create_dataset(f"maps/{name}", data=arr)
@@ -58,9 +57,6 @@ def render_galaxy(source, gid: int, settings: dict, parts: Path) -> int:
                     "sf_gas_fraction": vs.sf_fraction, "flags": flags.astype(np.int32)}
             for k, v in cols.items():
                 f.create_dataset(f"meta/{k}", data=v)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return gid
 
 

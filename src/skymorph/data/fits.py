@@ -1,14 +1,14 @@
 """FITS export of one map: BUNIT, pixel scale and extent in kpc in the header (opens in DS9 / astropy)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
 from .. import __version__
-from .store import MapStore, temp_path, check_output
+from ..atomic import atomic_path
+from .store import MapStore, check_output
 
 FITS_UNITS = {"Msun/kpc^2": "solMass/kpc2", "mK": "mK", "K": "K", "Gauss": "G"}
 
@@ -36,10 +36,6 @@ def export_fits(store: MapStore, index: int, domain: str, out: str | Path, overw
     hdr["VIEW"] = int(store.meta("view", index))
     hdr["REDSHIFT"] = float(store.meta("redshift", index))
     hdr["ORIGIN"] = f"skymorph {__version__}"
-    tmp = temp_path(out)
-    try:
+    with atomic_path(out) as tmp:
         fits.PrimaryHDU(img, hdr).writeto(tmp, overwrite=True)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out

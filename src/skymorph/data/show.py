@@ -1,12 +1,12 @@
 """Summaries of a map store: ``info`` text and ``show`` panels of all domains of one view."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from .store import SPLITS, MapStore, temp_path, check_output
+from ..atomic import atomic_path
+from .store import SPLITS, MapStore, check_output
 
 
 def store_info(store: MapStore) -> str:
@@ -60,11 +60,9 @@ def show_view(store: MapStore, index: int, out: str | Path, overwrite: bool = Fa
     gid, view = int(store.meta("galaxy_id", index)), int(store.meta("view", index))
     fig.suptitle(f"{store.path.name}: view {index} (galaxy {gid}, rotation {view}), width {2 * hw:.1f} kpc")
     fig.tight_layout()
-    tmp = temp_path(out)
     try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return out

@@ -7,14 +7,13 @@ galaxy); root attrs: skymorph version, settings, source, seed, units.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from .. import __version__
+from ..atomic import atomic_path
 from ..errors import InputError, OutputExistsError
 from .normalise import LogStandardise
 
@@ -33,13 +32,6 @@ def check_output(path: str | Path, overwrite: bool) -> Path:
     return path
 
 
-def temp_path(path: Path):
-    """A temporary path in the same folder as ``path``; call ``os.replace(tmp, path)`` when complete."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def split_by_galaxy(galaxy_ids: np.ndarray, seed: int, fractions=(0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
     """View indices per split; every view of a galaxy falls into one split (no rotated-copy leaks)."""
     uniq = np.unique(galaxy_ids)
@@ -56,8 +48,7 @@ def write_store(path: Path, maps: dict[str, np.ndarray], meta: dict[str, np.ndar
                 seed: int) -> None:
     """Write a complete store atomically: splits by galaxy, normalisation from the train split."""
     splits = split_by_galaxy(meta["galaxy_id"], seed)
-    tmp = temp_path(path)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for d in domains:
                 arr = maps[d.name]
@@ -75,9 +66,6 @@ def write_store(path: Path, maps: dict[str, np.ndarray], meta: dict[str, np.ndar
                             "units": json.dumps({d.name: d.unit for d in domains}),
                             "domains": ",".join(d.name for d in domains),
                             **{k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in attrs.items()}})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class MapStore:

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from ..errors import ConfigError
 from ..methods.config import TrainConfig
-from ..methods.training import CONFIG_NAME, fill_from_data, train
+from ..methods.training import CONFIG_NAME, TRAIN_SECONDS, fill_from_data, train
 from . import plots
 from .report import write_markdown, write_html
 from .runner import evaluate_run
@@ -40,7 +40,7 @@ def _trained(cfg: TrainConfig, run: Path, progress: bool) -> Path:
                               f"not {cfg.method} for {cfg.source}->{cfg.target}")
         current = fill_from_data(cfg)
         same_data = (saved.norms, saved.npix) == (current.norms, current.npix)
-        if same_data and (run / "train_seconds.txt").exists():
+        if same_data and (run / TRAIN_SECONDS).exists():
             return run
         if same_data and (run / "checkpoints" / "last.ckpt").exists():
             return train(cfg, run, resume=True, progress=progress)

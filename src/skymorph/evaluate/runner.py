@@ -11,7 +11,7 @@ from ..data.store import MapStore
 from ..errors import OutputExistsError
 from ..methods.apply import store_sources, translate_maps
 from ..methods.config import TrainConfig
-from ..methods.training import count_parameters, load_run
+from ..methods.training import count_parameters, load_run, train_seconds
 from . import plots
 from .metrics import map_metrics, summarise
 
@@ -28,11 +28,6 @@ class Evaluation:
     rows: list[dict]
     summary: dict
     info: dict
-
-
-def train_seconds(run: Path) -> float:
-    f = Path(run) / "train_seconds.txt"
-    return float(f.read_text()) if f.exists() else float("nan")
 
 
 def evaluate_run(run: str | Path, data: str | Path, split: str = "test", steps: int | None = None, seed: int = 0,

@@ -4,7 +4,6 @@ Writes predictions to HDF5 (``/pred/<target>`` with the source view indices) or 
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -13,9 +12,10 @@ import numpy as np
 import torch
 from astropy.io import fits
 
+from ..atomic import atomic_path
 from ..data.fits import FITS_UNITS
 from ..data.normalise import LogStandardise
-from ..data.store import MapStore, check_output, temp_path
+from ..data.store import MapStore, check_output
 from ..errors import InputError
 from .base import TranslationMethod
 from .config import TrainConfig
@@ -54,8 +54,7 @@ def translate_store(cfg: TrainConfig, method: TranslationMethod, store: MapStore
     out = check_output(out, overwrite)
     index = np.sort(store.split(split))
     samples, seconds = translate_maps(cfg, method, store_sources(cfg, store, index), steps, seed, n_samples)
-    tmp = temp_path(out)
-    try:
+    with atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as f:
             ds = f.create_dataset(f"pred/{cfg.target}", data=samples.mean(0), compression="gzip")
             ds.attrs["unit"] = cfg.units[cfg.target]
@@ -66,9 +65,6 @@ def translate_store(cfg: TrainConfig, method: TranslationMethod, store: MapStore
             f.attrs.update({"method": cfg.method, "source": ",".join(cfg.source), "target": cfg.target,
                             "split": split, "store": str(store.path), "seed": seed, "n_samples": n_samples,
                             "steps": -1 if steps is None else steps, "seconds_per_map": seconds})
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 
@@ -95,10 +91,6 @@ def translate_fits(cfg: TrainConfig, method: TranslationMethod, path: Path, out:
     header["BUNIT"] = FITS_UNITS.get(cfg.units[cfg.target], cfg.units[cfg.target])
     header["DOMAIN"] = cfg.target
     header["HISTORY"] = f"skymorph translate: {cfg.method} {cfg.source[0]} -> {cfg.target}"
-    tmp = temp_path(out)
-    try:
+    with atomic_path(out) as tmp:
         fits.PrimaryHDU(pred[0, 0], header).writeto(tmp, overwrite=True)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out

@@ -30,6 +30,7 @@ from .base import TranslationMethod
 from .config import TrainConfig
 
 CONFIG_NAME = "config.yaml"
+TRAIN_SECONDS = "train_seconds.txt"  # present once a training session has finished
 
 
 class TranslationModule(L.LightningModule):
@@ -172,11 +173,16 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = F
     return out
 
 
+def train_seconds(run: Path) -> float:
+    """Wall-clock training seconds of a finished run, summed over resumed sessions (NaN if unfinished)."""
+    f = Path(run) / TRAIN_SECONDS
+    return float(f.read_text()) if f.exists() else float("nan")
+
+
 def _record_time(out: Path, seconds: float) -> None:
-    """Accumulate wall-clock training seconds over resumed sessions (train_seconds.txt)."""
-    f = out / "train_seconds.txt"
-    total = (float(f.read_text()) if f.exists() else 0.0) + seconds
-    f.write_text(f"{total:.3f}\n")
+    """Add this session's training seconds to the run's total; written when training ends."""
+    previous = train_seconds(out)
+    (out / TRAIN_SECONDS).write_text(f"{(0.0 if math.isnan(previous) else previous) + seconds:.3f}\n")
 
 
 def _train_arrays(ds: PairedMaps, max_maps: int = 512):

@@ -29,9 +29,6 @@ on how many galaxies are made, and equal seeds give byte-identical files.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +39,7 @@ import numpy as np
 from astropy import units as u
 
 from skymorph import sph
+from skymorph.atomic import atomic_path
 from skymorph.errors import OutputExistsError, SkymorphError
 from skymorph.sim import relations as rel
 from skymorph.sim import units
@@ -681,16 +679,9 @@ def _code_arrays(g: SynthGalaxy, galaxy_id: int) -> tuple[dict[str, dict[str, np
 
 def _atomic_write(path: Path, fill: Callable[[h5py.File], None]) -> None:
     """Write an HDF5 file to a temporary name in the same folder, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             fill(f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _put(group: h5py.Group, name: str, data) -> h5py.Dataset:
