@@ -103,6 +103,19 @@ def test_power_spectrum_metrics_exact_cases():
     assert np.all(np.abs(r) <= 1 + 1e-12) and r.shape == k.shape
 
 
+def test_spectral_summaries_are_means_over_ln_k():
+    """pk_rel_err weighs each linear k bin by dk / k, so each octave of scale counts equally."""
+    from scipy.ndimage import gaussian_filter
+    _, truth = galaxy_pair(64)
+    blurred = gaussian_filter(truth, 1.5, mode="wrap")
+    k, pp, pt = M.pk_curves(blurred, truth, 0.5)
+    rel = np.abs(pp / pt - 1.0)
+    by_hand = np.sum(rel / k) / np.sum(1.0 / k)
+    assert M.pk_rel_err(blurred, truth, 0.5) == pytest.approx(by_hand, rel=1e-12)
+    assert by_hand < rel.mean()  # the deficit grows with k, so the linear-bin mean is larger
+    assert M.map_metrics(blurred, truth, 0.5, 1e-3)["pk_rel_err"] == pytest.approx(by_hand, rel=1e-10)
+
+
 def test_asymmetry_symmetric_zero_one_sided_large():
     n = 64
     rng = np.random.default_rng(1)

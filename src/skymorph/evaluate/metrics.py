@@ -186,32 +186,43 @@ def pk_curves(pred, truth, pixel_kpc: float, nbins: int | None = None):
     return (k, pp[0], pt[0]) if single else (k, pp, pt)
 
 
-def _pk_rel(pp, pt):
+def _pk_rel(k, pp, pt):
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.abs(pp / pt - 1.0)
-    rel = np.where(pt > 0, rel, np.nan)
-    return _nanmean_rows(rel)
+    return _lnk_mean(k, np.where(pt > 0, rel, np.nan))
 
 
-def _nanmean_rows(a):
+def _lnk_mean(k, a):
+    """Mean of per-bin values over ln k: the linear bins (width dk) are weighted by dk / k.
+
+    Each octave of scale counts equally, as on the log-k axes P(k) is read from; an unweighted
+    mean over linear bins would give the one octave below twice the pixel size half the weight,
+    and there the kernel-smoothed truth has little power, so any excess dominates the relative error.
+    (r(k) stays a plain mean over bins: it is bounded, and its few-mode low-k bins are noisy.)
+    """
+    return _nanmean_rows(a, np.where(np.isfinite(k) & (k > 0), 1.0 / k, 0.0))
+
+
+def _nanmean_rows(a, weights=None):
     ok = np.isfinite(a)
-    n = ok.sum(axis=-1)
-    s = np.where(ok, a, 0.0).sum(axis=-1)
+    w = np.broadcast_to(1.0 if weights is None else weights, a.shape) * ok
+    n = w.sum(axis=-1)
+    s = np.where(ok, a, 0.0) * w
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(n > 0, s / np.maximum(n, 1), np.nan)
+        return np.where(n > 0, s.sum(axis=-1) / np.where(n > 0, n, 1.0), np.nan)
 
 
 def pk_rel_err(pred, truth, pixel_kpc: float, nbins: int | None = None):
-    """Mean over k bins of |P_pred(k) / P_truth(k) - 1| (dimensionless, 0 = perfect).
+    """Mean over ln k of |P_pred(k) / P_truth(k) - 1| (dimensionless, 0 = perfect).
 
-    Spectra as in :func:`pk_curves` (mean-subtracted, Hann-windowed physical maps, bins from the
-    fundamental to Nyquist); bins where P_truth = 0 are skipped.
+    Spectra as in :func:`pk_curves` (mean-subtracted, Hann-windowed physical maps, linear bins from
+    the fundamental to Nyquist, each weighted by dk / k); bins where P_truth = 0 are skipped.
     """
     p, t, single = _pair(pred, truth)
     d = _check_pixel_kpc(pixel_kpc)
-    _, pp, _ = fields.power_spectrum(p, d, nbins)
+    k, pp, _ = fields.power_spectrum(p, d, nbins)
     _, pt, _ = fields.power_spectrum(t, d, nbins)
-    return _out(_pk_rel(pp, pt), single)
+    return _out(_pk_rel(k, pp, pt), single)
 
 
 def rk_curve(pred, truth, pixel_kpc: float, nbins: int | None = None):
@@ -485,8 +496,8 @@ def _all(p: np.ndarray, t: np.ndarray, pixel_kpc: float, eps: float) -> dict[str
     out["mae_log"] = np.mean(np.abs(diff), axis=(-2, -1))
     out["psnr"] = _psnr_logs(lp, lt)
     out["ssim"] = _ssim_logs(lp, lt)
-    _, pab, pp, pt, _ = fields._spectra(p, t, d, None, "hann", True, True)
-    out["pk_rel_err"] = _pk_rel(pp, pt)
+    k, pab, pp, pt, _ = fields._spectra(p, t, d, None, "hann", True, True)
+    out["pk_rel_err"] = _pk_rel(k, pp, pt)
     with np.errstate(divide="ignore", invalid="ignore"):
         den = np.sqrt(pp * pt)
         r = np.where(den > 0, pab / np.where(den > 0, den, 1.0), np.nan)
