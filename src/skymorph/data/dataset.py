@@ -33,15 +33,21 @@ class PairedMaps(Dataset):
     The HDF5 file is opened lazily in each data-loader worker. With ``augment``, one random flip /
     90-degree rotation is applied identically to source and target. ``norms`` defaults to the
     store's own (train-split) normalisation; a trained run passes the one it was trained with.
+    With ``paired=False`` the target is a random view of another galaxy of the split (unpaired
+    training), augmented independently of the source.
     """
 
     def __init__(self, path: str | Path, source: list[str], target: str, split: str = "train",
-                 augment: bool = False, norms: dict[str, LogStandardise] | None = None):
+                 augment: bool = False, norms: dict[str, LogStandardise] | None = None, paired: bool = True):
         self.path = Path(path)
-        self.source, self.target, self.augment = list(source), target, augment
+        self.source, self.target, self.augment, self.paired = list(source), target, augment, paired
         with MapStore(self.path) as store:
             check_pair(store, self.source, target)
             self.indices = store.split(split)
+            self.galaxy = None if paired else store.meta("galaxy_id")[self.indices]
+            if not paired and len(np.unique(self.galaxy)) < 2:
+                raise ConfigError(f"{self.path}: unpaired batches need views of two or more galaxies in the "
+                                  f"{split} split")
             self.npix = store.npix
             self.norms = norms or {d: store.norm(d) for d in [*self.source, target]}
         self._file: h5py.File | None = None
@@ -56,12 +62,18 @@ class PairedMaps(Dataset):
 
     def __getitem__(self, item: int) -> dict:
         i = int(self.indices[item])
+        j = i if self.paired else self._other_galaxy(item)
         src = torch.from_numpy(np.stack([self._maps(d, i) for d in self.source]))
-        tgt = torch.from_numpy(self._maps(self.target, i)[None])
+        tgt = torch.from_numpy(self._maps(self.target, j)[None])
         if self.augment:
             k = int(torch.randint(8, ()))
-            src, tgt = dihedral(src, k), dihedral(tgt, k)
-        return {"source": src, "target": tgt, "index": i}
+            src, tgt = dihedral(src, k), dihedral(tgt, k if self.paired else int(torch.randint(8, ())))
+        return {"source": src, "target": tgt, "index": i, "target_index": j}
+
+    def _other_galaxy(self, item: int) -> int:
+        """A random view of the split from a galaxy other than that of view ``item``."""
+        others = np.flatnonzero(self.galaxy != self.galaxy[item])
+        return int(self.indices[others[int(torch.randint(len(others), ()))]])
 
     def __getstate__(self):
         state = dict(self.__dict__)

@@ -37,6 +37,7 @@ __all__ = [
     "asymmetry", "clumpiness", "concentration", "morphology",
     "asymmetry_err", "clumpiness_err", "concentration_err",
     "pdf_w1", "pdf_ks", "map_metrics", "map_metrics_batch", "summarise",
+    "CALIBRATION_NAMES", "calibration", "spread_error_curve",
 ]
 
 #: Metrics where a larger value is better (PSNR in dB, SSIM and r(k) at most 1).
@@ -539,6 +540,58 @@ def map_metrics_batch(pred, truth, pixel_kpc: float, eps: float) -> list[dict[st
     p, t, _ = _pair(pred, truth)
     res = _all(p, t, pixel_kpc, eps)
     return [{k: float(v[i]) for k, v in res.items()} for i in range(p.shape[0])]
+
+
+# ---------------------------------------------------------------------------------------------
+# ensembles of samples (stochastic methods)
+
+#: Keys of :func:`calibration`; coverages should equal 0.68 and 0.95, spread_skill ~ sqrt(1 + 1/K).
+CALIBRATION_NAMES = ("coverage68", "coverage95", "spread_skill")
+
+
+def calibration(samples, truth, eps: float) -> dict[str, np.ndarray]:
+    """Calibration of K samples (K, N, H, W) against the truth (N, H, W), per view, on log10 maps.
+
+    coverage68 / coverage95: fraction of truth pixels inside the central 68% / 95% interval of the
+    samples (empirical quantiles over K); spread_skill: RMS error of the ensemble mean over the RMS
+    ensemble spread (standard deviation over K). A calibrated ensemble of K members has coverages
+    0.68 / 0.95 (as K grows) and spread_skill sqrt(1 + 1/K).
+    """
+    s = log_map(samples, eps)
+    t = log_map(truth, eps)
+    if s.ndim != 4 or s.shape[1:] != t.shape or s.shape[0] < 2:
+        raise InputError(f"calibration: samples {s.shape} must be (K >= 2, N, H, W) with truth (N, H, W) = {t.shape}")
+    lo68, hi68, lo95, hi95 = np.quantile(s, [0.16, 0.84, 0.025, 0.975], axis=0)
+    err = np.sqrt(np.mean((s.mean(0) - t) ** 2, axis=(-2, -1)))
+    spread = np.sqrt(np.mean(s.var(0, ddof=1), axis=(-2, -1)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skill = np.where(spread > 0, err / spread, np.inf)
+    return {"coverage68": np.mean((t >= lo68) & (t <= hi68), axis=(-2, -1)),
+            "coverage95": np.mean((t >= lo95) & (t <= hi95), axis=(-2, -1)),
+            "spread_skill": skill}
+
+
+def spread_error_curve(samples, truth, eps: float, nbins: int = 12):
+    """Binned spread-versus-error relation over all pixels: ``(spread, rms_error, counts)`` in dex.
+
+    Pixels are binned by ensemble standard deviation (log-spaced bins); in each bin, the RMS error
+    of the ensemble mean. A calibrated ensemble lies on rms_error = sqrt(1 + 1/K) spread.
+    """
+    s = log_map(samples, eps)
+    t = log_map(truth, eps)
+    spread = s.std(0, ddof=1).ravel()
+    err2 = ((s.mean(0) - t) ** 2).ravel()
+    pos = spread > 0
+    if not np.any(pos):
+        return np.full(nbins, np.nan), np.full(nbins, np.nan), np.zeros(nbins, int)
+    edges = np.geomspace(np.percentile(spread[pos], 0.5), spread.max() * (1 + 1e-12), nbins + 1)
+    which = np.digitize(spread, edges) - 1
+    ok = (which >= 0) & (which < nbins)
+    counts = np.bincount(which[ok], minlength=nbins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mid = np.bincount(which[ok], spread[ok], nbins) / counts
+        rms = np.sqrt(np.bincount(which[ok], err2[ok], nbins) / counts)
+    return mid, rms, counts
 
 
 def summarise(rows: list[dict]) -> dict[str, dict]:

@@ -121,3 +121,52 @@ def profiles_and_pdfs(path: Path, truth: np.ndarray, preds: dict[str, np.ndarray
     ax2.set_title("pixel distributions", fontsize=9)
     ax2.legend(fontsize=7)
     return _save(fig, path)
+
+
+SWEEP_PANELS = ("mse_log", "pk_rel_err", "pdf_w1", "ssim")
+
+
+def quality_vs_cost(path: Path, curves: dict[str, list[dict]], label: str) -> Path:
+    """Median metrics against network evaluations per map, one line per method:sampler.
+
+    ``curves[name]`` is a list of sweep points ``{"nfe", "seconds_per_map", "metrics": {name: median}}``;
+    single-pass methods (one point) are drawn as dashed horizontal references.
+    """
+    fig, axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(4 * len(SWEEP_PANELS), 3.6))
+    for i, (name, pts) in enumerate(curves.items()):
+        pts = sorted(pts, key=lambda p: p["nfe"])
+        for ax, metric in zip(axes, SWEEP_PANELS):
+            x = [max(p["nfe"], 1) for p in pts]
+            y = [p["metrics"][metric] for p in pts]
+            if len(pts) == 1:
+                ax.axhline(y[0], color=COLORS[i % 10], ls="--", lw=1.2, label=name)
+            else:
+                ax.plot(x, y, "o-", color=COLORS[i % 10], ms=3, label=name)
+    for ax, metric in zip(axes, SWEEP_PANELS):
+        ax.set_xscale("log")
+        ax.set_xlabel("network evaluations per map (NFE)")
+        ax.set_title(f"{label}: {metric}", fontsize=9)
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def spread_error(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray, int]], label: str) -> Path:
+    """RMS error of the ensemble mean against the ensemble spread (dex), per stochastic method.
+
+    ``curves[name] = (spread, rms_error, K)`` from :func:`~skymorph.evaluate.metrics.spread_error_curve`;
+    the calibrated line rms = sqrt(1 + 1/K) spread is drawn for each K.
+    """
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    hi = 1e-3
+    for i, (name, (spread, rms, k)) in enumerate(curves.items()):
+        ok = np.isfinite(spread) & np.isfinite(rms)
+        ax.loglog(spread[ok], rms[ok], "o-", color=COLORS[i % 10], ms=3, label=f"{name} (K = {k})")
+        hi = max(hi, np.nanmax(spread[ok], initial=hi), np.nanmax(rms[ok], initial=hi))
+        lo = np.nanmin(spread[ok], initial=hi)
+        line = np.geomspace(lo, hi, 2)
+        ax.loglog(line, np.sqrt(1 + 1 / k) * line, ":", color=COLORS[i % 10], lw=1)
+    ax.set_xlabel("ensemble spread (std of log10 samples) [dex]")
+    ax.set_ylabel("RMS error of the ensemble mean [dex]")
+    ax.set_title(f"{label}: spread vs error (dotted: calibrated)", fontsize=9)
+    ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -6,7 +6,7 @@ import html
 import math
 from pathlib import Path
 
-from .metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from .metrics import CALIBRATION_NAMES, HIGHER_IS_BETTER, METRIC_NAMES
 
 COST = ("parameters", "train_minutes", "seconds_per_map", "nfe")
 HEADLINE = ("mse_log", "pk_rel_err")  # what every network must beat the baseline on
@@ -65,15 +65,89 @@ def verdicts(name: str, pair: dict) -> list[str]:
     return lines
 
 
+def sweep_table(pair: dict) -> tuple[list[str], list[list[str]]]:
+    """Quality versus cost: one row per method, sampler and step count (medians over the split)."""
+    header = ["method", "sampler", "steps", "nfe", "seconds_per_map", "views", *METRIC_NAMES]
+    rows = [[m, p["sampler"], _fmt(p["steps"]), _fmt(p["nfe"]), _fmt(p["seconds_per_map"]), _fmt(p["views"]),
+             *(_fmt(p["metrics"][k]) for k in METRIC_NAMES)]
+            for m, res in pair.items() for p in sorted(res.get("sweep", []), key=lambda p: (p["sampler"], p["nfe"]))]
+    return header, rows
+
+
+def cost_answers(name: str, pair: dict, tol: float = 0.05) -> list[str]:
+    """Per iterative method: the fewest NFE whose pk_rel_err and mse_log are both within ``tol``
+    of the method's best over its sweep (all samplers and step counts)."""
+    lines = []
+    for m, res in pair.items():
+        pts = [p for p in res.get("sweep", []) if all(math.isfinite(p["metrics"][k]) for k in HEADLINE)]
+        if len(res.get("sweep", [])) < 2:
+            continue
+        if not pts:
+            lines.append(f"{name}: {m}: no setting gave finite pk_rel_err and mse_log")
+            continue
+        best = {k: min(p["metrics"][k] for p in pts) for k in HEADLINE}
+        ok = [p for p in pts if all(p["metrics"][k] <= best[k] * (1 + tol) for k in HEADLINE)]
+        bests = "; ".join(f"best {k} {best[k]:.3g}" for k in HEADLINE)
+        if not ok:
+            lines.append(f"{name}: {m}: no single setting is within {tol:.0%} of both bests ({bests})")
+            continue
+        p = min(ok, key=lambda p: (p["nfe"], p["seconds_per_map"]))
+        lines.append(f"{name}: {m}: {p['nfe']} NFE ({p['sampler']}, {p['steps']} steps, {p['seconds_per_map']:.3g} s/map) "
+                     f"reach within {tol:.0%} of its best pk_rel_err and mse_log ({bests}; "
+                     f"here {p['metrics']['pk_rel_err']:.3g} and {p['metrics']['mse_log']:.3g})")
+    return lines
+
+
+def calibration_table(pair: dict) -> tuple[list[str], list[list[str]]]:
+    """Coverage of the truth by the samples' central 68% / 95% and spread-skill (median [p16, p84])."""
+    header = ["method", "samples", "sampler", "steps", *CALIBRATION_NAMES]
+    rows = []
+    for m, res in pair.items():
+        if "calibration" not in res:
+            continue
+        info, met = res["calibration"]["info"], res["calibration"]["metrics"]
+        rows.append([m, _fmt(info["n_samples"]), info["sampler"], _fmt(info["steps"]),
+                     *(f"{_fmt(met[k]['median'])} [{_fmt(met[k]['p16'])}, {_fmt(met[k]['p84'])}]"
+                       for k in CALIBRATION_NAMES)])
+    return header, rows
+
+
+def stochastic_verdicts(name: str, pair: dict) -> list[str]:
+    """Do the stochastic methods keep the pixel PDF and P(k) of the truth better than unet?"""
+    if "unet" not in pair:
+        return []
+    ref = pair["unet"]["metrics"]
+    lines = []
+    for m, res in pair.items():
+        if m == "unet" or res["info"].get("sampler", "direct") == "direct":
+            continue
+        parts = [f"{k} {res['metrics'][k]['median']:.3g} vs {ref[k]['median']:.3g} "
+                 f"({'better' if res['metrics'][k]['median'] < ref[k]['median'] else 'NOT better'} than unet)"
+                 for k in ("pdf_w1", "pk_rel_err")]
+        lines.append(f"{name}: {m} ({res['info']['sampler']}, {res['info']['steps']} steps, one sample): " + "; ".join(parts))
+    return lines
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
 def write_markdown(results: dict, path: Path) -> Path:
     out = ["# skymorph benchmark", "",
            "Medians over the test split, physical units after inverting the normalisation. "
-           "Lower is better except psnr, ssim, rk. Best value in bold.", ""]
+           "Lower is better except psnr, ssim, rk. Best value in bold. Stochastic methods: one sample "
+           "per map unless stated.", ""]
     for name, pair in results.items():
-        header, rows = table(pair)
-        out += [f"## {name}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(r) + " |" for r in rows]
-        out += [""] + [f"- {v}" for v in verdicts(name, pair)] + [""]
+        out += [f"## {name}", "", *_md_table(*table(pair)), ""]
+        out += [f"- {v}" for v in verdicts(name, pair) + stochastic_verdicts(name, pair)] + [""]
+        header, rows = sweep_table(pair)
+        if any(len(r.get("sweep", [])) > 1 for r in pair.values()):
+            out += [f"### {name}: quality versus cost", "", *_md_table(header, rows), ""]
+            out += [f"- {v}" for v in cost_answers(name, pair)] + [""]
+        header, rows = calibration_table(pair)
+        if rows:
+            out += [f"### {name}: uncertainty (calibrated: coverage68 0.68, coverage95 0.95, "
+                    "spread_skill sqrt(1 + 1/K))", "", *_md_table(header, rows), ""]
     path.write_text("\n".join(out))
     return path
 
@@ -91,20 +165,34 @@ td:first-child,th:first-child{text-align:left;font-weight:600}img{max-width:100%
 .miss{border-left-color:#c44}"""
 
 
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    def cells(r, tag):
+        return "".join(f"<{tag}>{'<b>' + c[2:-2] + '</b>' if c.startswith('**') else html.escape(c)}</{tag}>"
+                       for c in r)
+    return ("<table><tr>" + cells(header, "th") + "</tr>" + "".join("<tr>" + cells(r, "td") + "</tr>" for r in rows)
+            + "</table>")
+
+
 def write_html(results: dict, figures: dict[str, list[Path]], path: Path, data) -> Path:
     body = [f"<h1>skymorph benchmark</h1><p>Data: <code>{html.escape(str(data))}</code>. Every metric is computed "
             "on physical maps (test split, one row per method, median over views; lower is better except "
             "psnr, ssim, rk; best in bold). Cost: trainable parameters, training minutes, seconds and network "
             "evaluations (NFE) per translated map.</p>"]
     for name, pair in results.items():
-        header, rows = table(pair)
         body.append(f"<h2>{html.escape(name)}</h2>")
-        for v in verdicts(name, pair):
+        for v in verdicts(name, pair) + stochastic_verdicts(name, pair):
             body.append(f'<div class="verdict{" miss" if "NOT" in v else ""}">{html.escape(v)}</div>')
-        cells = lambda r, tag: "".join(  # noqa: E731
-            f"<{tag}>{'<b>' + c[2:-2] + '</b>' if c.startswith('**') else html.escape(c)}</{tag}>" for c in r)
-        body.append("<table><tr>" + cells(header, "th") + "</tr>" +
-                    "".join("<tr>" + cells(r, "td") + "</tr>" for r in rows) + "</table>")
+        body.append(_html_table(*table(pair)))
+        if any(len(r.get("sweep", [])) > 1 for r in pair.values()):
+            body.append("<h3>Quality versus cost</h3>")
+            body += [f'<div class="verdict">{html.escape(v)}</div>' for v in cost_answers(name, pair)]
+            body.append(_html_table(*sweep_table(pair)))
+        header, rows = calibration_table(pair)
+        if rows:
+            body.append("<h3>Uncertainty</h3><p>Fraction of truth pixels inside the central 68% / 95% of the "
+                        "samples (calibrated: 0.68 / 0.95) and RMS error of the sample mean over the RMS spread "
+                        "(calibrated: sqrt(1 + 1/K)); median [16th, 84th percentile] over views.</p>")
+            body.append(_html_table(header, rows))
         body += [_img(f) for f in figures.get(name, [])]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>skymorph benchmark</title>"
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")

@@ -9,11 +9,11 @@ import numpy as np
 
 from ..data.store import MapStore
 from ..errors import OutputExistsError
-from ..methods.apply import store_sources, translate_maps
+from ..methods.apply import method_metrics, store_sources, translate_maps
 from ..methods.config import TrainConfig
 from ..methods.training import count_parameters, load_run, train_seconds
 from . import plots
-from .metrics import map_metrics, summarise
+from .metrics import calibration, map_metrics, spread_error_curve, summarise
 
 
 @dataclass
@@ -25,17 +25,28 @@ class Evaluation:
     source: np.ndarray  # (N, C, H, W)
     truth: np.ndarray  # (N, H, W)
     pred: np.ndarray  # (N, H, W), the mean over samples
+    samples: np.ndarray  # (K, N, H, W)
     rows: list[dict]
     summary: dict
     info: dict
 
 
 def evaluate_run(run: str | Path, data: str | Path, split: str = "test", steps: int | None = None, seed: int = 0,
-                 n_samples: int = 1) -> Evaluation:
-    """Translate the split, compute every metric per view (physical units) and summarise."""
-    cfg, method = load_run(run)
+                 n_samples: int = 1, sampler: str | None = None, reverse: bool = False,
+                 views: int | None = None) -> Evaluation:
+    """Translate the split, compute every metric per view (physical units) and summarise.
+
+    Metrics are of the mean over ``n_samples`` samples; with two or more, the calibration of the
+    samples (coverages and spread-skill, :func:`~skymorph.evaluate.metrics.calibration`) joins them.
+    Seconds and NFE are per map for all samples together. ``views`` keeps that many evenly spaced
+    views of the split (a cheaper evaluation, e.g. for a sweep over sampler steps).
+    """
+    cfg, method = load_run(run, reverse=reverse)
+    method.set_sampler(sampler or cfg.sampler)
     with MapStore(data) as store:
         index = np.sort(store.split(split))
+        if views is not None and views < len(index):
+            index = index[np.unique(np.linspace(0, len(index) - 1, max(views, 1)).round().astype(int))]
         source = store_sources(cfg, store, index)
         truth = store.maps(cfg.target, index)
         pixel = store.meta("pixel_kpc", index)
@@ -43,13 +54,16 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", steps: 
     pred = samples.mean(0)
     eps = cfg.norms[cfg.target]["eps"]
     nfe = method.nfe(steps) * n_samples
-    rows = [{**map_metrics(pred[i], truth[i], float(pixel[i]), eps), "seconds_per_map": seconds, "nfe": nfe}
-            for i in range(len(index))]
+    calib = calibration(samples, truth, eps) if n_samples > 1 else {}
+    rows = [{**map_metrics(pred[i], truth[i], float(pixel[i]), eps), **{k: float(v[i]) for k, v in calib.items()},
+             "seconds_per_map": seconds, "nfe": nfe} for i in range(len(index))]
     info = {"run": str(run), "method": cfg.method, "source": cfg.source, "target": cfg.target, "split": split,
-            "n_views": int(len(index)), "steps": steps, "n_samples": n_samples, "seed": seed,
-            "parameters": count_parameters(method), "train_minutes": train_seconds(run) / 60.0,
-            "seconds_per_map": seconds, "nfe": nfe, "unit": cfg.units[cfg.target], "eps": eps}
-    return Evaluation(cfg, index, source, truth, pred, rows, summarise(rows), info)
+            "n_views": int(len(index)), "sampler": method.sampler, "steps": steps or method.default_steps,
+            "n_samples": n_samples, "seed": seed, "parameters": count_parameters(method),
+            "train_minutes": train_seconds(run) / 60.0, "seconds_per_map": seconds, "nfe": nfe,
+            "unit": cfg.units[cfg.target], "eps": eps}
+    info.update(method_metrics(cfg, method, source, truth))  # e.g. cyclegan's cycle_error
+    return Evaluation(cfg, index, source, truth, pred, samples, rows, summarise(rows), info)
 
 
 def write_evaluation(ev: Evaluation, out: str | Path, overwrite: bool = False) -> Path:
@@ -68,4 +82,7 @@ def write_evaluation(ev: Evaluation, out: str | Path, overwrite: bool = False) -
     plots.spectra(out / "spectra.png", ev.truth, {name: ev.pred}, f"{pair[0]} -> {pair[1]}")
     plots.profiles_and_pdfs(out / "profiles_pdf.png", ev.truth, {name: ev.pred}, ev.info["eps"],
                             ev.cfg.units[pair[1]], f"{pair[0]} -> {pair[1]}")
+    if len(ev.samples) > 1:
+        spread, rms, _ = spread_error_curve(ev.samples, ev.truth, ev.info["eps"])
+        plots.spread_error(out / "spread_error.png", {name: (spread, rms, len(ev.samples))}, f"{pair[0]} -> {pair[1]}")
     return out

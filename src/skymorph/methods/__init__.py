@@ -3,10 +3,14 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from .base import BaselineMethod, TranslationMethod
+from .cyclegan import CycleGAN
+from .indi import InDI
 from .pix2pix import Pix2Pix
 from .regression import UNetRegression
+from .score_sde import ScoreSDE
 
-METHODS: dict[str, type[TranslationMethod]] = {m.name: m for m in (BaselineMethod, UNetRegression, Pix2Pix)}
+METHODS: dict[str, type[TranslationMethod]] = {m.name: m for m in (BaselineMethod, UNetRegression, Pix2Pix,
+                                                                  ScoreSDE, InDI, CycleGAN)}
 
 
 def make_method(name: str, in_channels: int, out_channels: int = 1, **options) -> TranslationMethod:

@@ -17,13 +17,14 @@ from ..data.fits import FITS_UNITS
 from ..data.normalise import LogStandardise
 from ..data.store import MapStore, check_output
 from ..errors import InputError
-from .base import TranslationMethod
+from .base import TranslationMethod, check_request
 from .config import TrainConfig
 
 
 def translate_maps(cfg: TrainConfig, method: TranslationMethod, source: np.ndarray, steps: int | None = None,
                    seed: int | None = 0, n_samples: int = 1, batch_size: int = 16) -> tuple[np.ndarray, float]:
     """Physical source maps (N, C, H, W) -> physical target samples (n_samples, N, H, W), seconds per map."""
+    check_request(steps, n_samples)
     norms = {d: LogStandardise(**v) for d, v in cfg.norms.items()}
     z = np.stack([norms[d].forward(source[:, c]) for c, d in enumerate(cfg.source)], 1).astype(np.float32)
     out = []
@@ -35,6 +36,26 @@ def translate_maps(cfg: TrainConfig, method: TranslationMethod, source: np.ndarr
     seconds = (time.perf_counter() - start) / max(len(z), 1)
     pred = norms[cfg.target].inverse(np.concatenate(out, axis=1))
     return np.clip(pred, 0.0, None).astype(np.float32), seconds
+
+
+def normalised(cfg: TrainConfig, maps: np.ndarray, domains: list[str]) -> torch.Tensor:
+    """Physical maps (N, C, H, W) of ``domains`` -> the normalised tensor the run's networks see."""
+    return torch.from_numpy(np.stack([LogStandardise(**cfg.norms[d]).forward(maps[:, c])
+                                      for c, d in enumerate(domains)], 1).astype(np.float32))
+
+
+def method_metrics(cfg: TrainConfig, method: TranslationMethod, source: np.ndarray, truth: np.ndarray,
+                   batch_size: int = 16) -> dict[str, float]:
+    """The method's own figures (:meth:`~skymorph.methods.base.TranslationMethod.validation_metrics`,
+    e.g. CycleGAN's cycle error) over physical source (N, C, H, W) and target (N, H, W) maps, per view."""
+    a, b = normalised(cfg, source, cfg.source), normalised(cfg, truth[:, None], [cfg.target])
+    sums: dict[str, float] = {}
+    with torch.no_grad():
+        for i in range(0, len(a), batch_size):
+            batch = {"source": a[i:i + batch_size], "target": b[i:i + batch_size]}
+            for k, v in method.validation_metrics(batch).items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(batch["source"])
+    return {k: v / len(a) for k, v in sums.items()}
 
 
 def store_sources(cfg: TrainConfig, store: MapStore, index: np.ndarray) -> np.ndarray:

@@ -3,6 +3,9 @@
     method.training_step(batch, step) -> dict of losses   (``step(i, loss)`` optimises with optimiser i)
     method.translate(source, steps=None, seed=None, n_samples=1) -> (n_samples, N, C, H, W) samples
     method.nfe(steps) -> network evaluations one translate call costs per map and sample
+    method.sampler, method.samplers  -> the sampler ``translate`` uses, and those that fit the method
+    method.discriminators(), method.reverse(), method.validation_metrics(batch)  -> optional: the
+        PatchGANs ``explain`` inspects, the target -> source method, extra logged/reported figures
 
 Inputs and outputs are normalised maps (the store's invertible transform); the benchmark runner,
 the explainer and the CLI never special-case a method.
@@ -14,9 +17,25 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .baseline import MonotoneBaseline
+from .samplers import SAMPLERS
 
 StepFn = Callable[[int, torch.Tensor], None]
+
+
+def check_request(steps: int | None, n_samples: int) -> None:
+    """Steps and samples of a translate call are positive (None steps: the method's default)."""
+    if steps is not None and steps < 1:
+        raise ConfigError(f"--steps must be a positive integer, got {steps}")
+    if n_samples < 1:
+        raise ConfigError(f"--samples must be a positive integer, got {n_samples}")
+
+
+#: Iterative samplers' outputs are clamped to this many standard deviations of the normalised
+#: train maps: a guard against 10**z overflowing for an unconverged few-step sample (a trained
+#: model's samples stay far inside it).
+Z_LIMIT = 10.0
 
 
 class TranslationMethod(nn.Module):
@@ -25,12 +44,27 @@ class TranslationMethod(nn.Module):
     name: ClassVar[str] = ""
     stochastic: ClassVar[bool] = False
     trainable: ClassVar[bool] = True  # False: fitted in closed form by ``fit`` (no gradient steps)
+    samplers: ClassVar[tuple[str, ...]] = ("direct",)  # the first is the default
+    default_steps: ClassVar[int] = 1
+    paired: ClassVar[bool] = True  # False: trained on unpaired batches (source and target from different galaxies)
+    conditional_disc: ClassVar[bool] = False  # discriminators judge the source map stacked before the judged one
 
-    def __init__(self, in_channels: int, out_channels: int = 1, prior: bool = False):
+    def __init__(self, in_channels: int, out_channels: int = 1, prior: bool = False, sampler: str | None = None):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.net: nn.Module = nn.Identity()
         self.prior = MonotoneBaseline(in_channels, out_channels) if prior else None
+        self.set_sampler(sampler)
+
+    def set_sampler(self, name: str | None) -> None:
+        """Choose how ``translate`` samples (None: the method's default); ConfigError if it does not fit."""
+        name = name or self.samplers[0]
+        if name not in self.samplers:
+            known = sorted({"direct", "indi", *SAMPLERS})
+            what = "does not fit" if name in known else "is not a sampler;"
+            raise ConfigError(f"sampler {name!r} {what} method {self.name!r}: valid samplers for it: "
+                              f"{', '.join(self.samplers)} (all samplers: {', '.join(known)})")
+        self.sampler = name
 
     def fit_prior(self, source, target) -> None:
         """Fit the closed-form pixel map the network corrects (train-split maps, normalised)."""
@@ -53,6 +87,20 @@ class TranslationMethod(nn.Module):
         pred = self.translate(batch["source"], seed=0)[0]
         return torch.mean(torch.abs(pred - batch["target"]))
 
+    def validation_metrics(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Method-specific figures of a batch (normalised maps): logged as ``val_<name>`` in training,
+        reported by ``evaluate``. None by default."""
+        return {}
+
+    def discriminators(self) -> dict[str, nn.Module]:
+        """PatchGAN discriminators by the side whose maps they judge ('source' or 'target'); none by default."""
+        return {}
+
+    def reverse(self) -> "TranslationMethod":
+        """The method translating target -> source (two-way methods only)."""
+        raise ConfigError(f"method {self.name!r} translates one way only (source -> target); "
+                          f"a two-way method such as cyclegan can be reversed")
+
     @torch.no_grad()
     def translate(self, source: torch.Tensor, steps: int | None = None, seed: int | None = None,
                   n_samples: int = 1) -> torch.Tensor:
@@ -62,6 +110,24 @@ class TranslationMethod(nn.Module):
 
     def nfe(self, steps: int | None = None) -> int:
         return 1
+
+
+class DenoisingMethod(TranslationMethod):
+    """The diffusion family: trained on one objective over noised or degraded targets, validated on
+    the same objective at fixed (seeded) noise: cheap, and comparable across epochs."""
+
+    stochastic = True
+
+    def objective(self, source: torch.Tensor, target: torch.Tensor, gen: torch.Generator | None = None):
+        raise NotImplementedError
+
+    def training_step(self, batch: dict, step: StepFn) -> dict[str, torch.Tensor]:
+        loss = self.objective(batch["source"], batch["target"])
+        step(0, loss)
+        return {"loss": loss}
+
+    def validation_loss(self, batch: dict) -> torch.Tensor:
+        return self.objective(batch["source"], batch["target"], torch.Generator().manual_seed(0))
 
 
 class BaselineMethod(TranslationMethod):

@@ -38,9 +38,9 @@ class MonotoneBaseline(nn.Module):
         self.x_knots.copy_(torch.from_numpy(np.interp(np.linspace(0, 1, n), np.linspace(0, 1, len(xm)), xm)))
         self.y_knots.copy_(torch.from_numpy(np.interp(self.x_knots.numpy(), xm, yfit)))
 
-    @torch.no_grad()
     def apply(self, source: torch.Tensor) -> torch.Tensor:
-        """The fitted map of the first source channel: (N, C, H, W) -> (N, 1, H, W)."""
+        """The fitted map of the first source channel: (N, C, H, W) -> (N, 1, H, W); piecewise linear,
+        so gradients with respect to the source flow through it (attributions of a generator)."""
         x = source[:, :1].double().clamp(self.x_knots[0], self.x_knots[-1])
         i = torch.searchsorted(self.x_knots, x.contiguous()).clamp(1, len(self.x_knots) - 1)
         x0, x1, y0, y1 = self.x_knots[i - 1], self.x_knots[i], self.y_knots[i - 1], self.y_knots[i]

@@ -32,6 +32,8 @@ class TrainConfig(BaseModel):
     base_channels: int = 32
     depth: int = 4
     d_base: int = 64
+    sampler: Optional[str] = None  # diffusion family: how translate samples (None: the method's default)
+    indi_eps: float = 0.5  # InDI bridge noise: standard deviation eps sqrt(t (1 - t)) on the path
     ema: bool = False
     ema_decay: float = 0.999
     grad_clip: Optional[float] = 1.0
@@ -53,7 +55,7 @@ class TrainConfig(BaseModel):
 
     def method_options(self) -> dict:
         opts = self.model_dump(include={"base_channels", "depth", "d_base", "loss", "gan_mode", "lambda_l1",
-                                        "spectral_weight", "npix", "prior"})
+                                        "spectral_weight", "npix", "prior", "sampler", "indi_eps"})
         return {**opts, "target_norm": self.norms.get(self.target)}
 
     def save(self, path: Path) -> None:

@@ -20,6 +20,7 @@ def gan_loss(logits: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
 
 class Pix2Pix(TranslationMethod):
     name = "pix2pix"
+    conditional_disc = True
 
     def __init__(self, in_channels: int, out_channels: int = 1, base_channels: int = 32, depth: int = 4,
                  d_base: int = 64, gan_mode: str = "vanilla", lambda_l1: float = 100.0, spectral_weight: float = 0.0,
@@ -51,3 +52,6 @@ class Pix2Pix(TranslationMethod):
         loss_g = loss_gan + self.lambda_l1 * (loss_l1 + self.spectral_weight * extra.get("spectral", 0.0))
         step(0, loss_g)
         return {"loss": loss_g, "loss_d": loss_d, "loss_gan": loss_gan, "loss_l1": loss_l1, **extra}
+
+    def discriminators(self) -> dict:
+        return {"target": self.disc}

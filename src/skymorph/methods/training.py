@@ -1,8 +1,9 @@
 """Training through PyTorch Lightning, and loading a trained run for translation.
 
 A run folder holds ``config.yaml`` (resolved), ``checkpoints/last.ckpt`` (every epoch) and
-``checkpoints/best.ckpt`` (lowest validation L1), ``logs/csv`` and ``logs/tb``. Checkpoints are
-loaded as data (``torch.load(weights_only=True)``), never as code.
+``checkpoints/best.ckpt`` (lowest validation loss: L1 of one translation, or for the diffusion
+family its training loss at fixed noise), ``logs/csv`` and ``logs/tb``. Checkpoints are loaded as
+data (``torch.load(weights_only=True)``), never as code.
 """
 from __future__ import annotations
 
@@ -90,7 +91,9 @@ class TranslationModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         loss = self.method.validation_loss(batch)
-        self.log("val_l1", loss, prog_bar=True, batch_size=len(batch["source"]), sync_dist=True)
+        self.log("val_loss", loss, prog_bar=True, batch_size=len(batch["source"]), sync_dist=True)
+        self.log_dict({f"val_{k}": v for k, v in self.method.validation_metrics(batch).items()},
+                      batch_size=len(batch["source"]), sync_dist=True)
 
 
 def fill_from_data(cfg: TrainConfig) -> TrainConfig:
@@ -142,7 +145,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = F
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     method = make_method(cfg.method, len(cfg.source), 1, **cfg.method_options())
     norms = _norms(cfg)
-    train_ds = PairedMaps(cfg.data, cfg.source, cfg.target, "train", cfg.augment, norms)
+    train_ds = PairedMaps(cfg.data, cfg.source, cfg.target, "train", cfg.augment, norms, paired=method.paired)
     val_ds = PairedMaps(cfg.data, cfg.source, cfg.target, "val", False, norms)
     start = time.perf_counter()
     method.fit_prior(*_train_arrays(train_ds))
@@ -152,10 +155,10 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = F
     loader = DataLoader(train_ds, cfg.batch_size, shuffle=True, num_workers=cfg.num_workers, drop_last=len(train_ds) > cfg.batch_size,
                         persistent_workers=cfg.num_workers > 0)
     val_loader = DataLoader(val_ds, cfg.batch_size, num_workers=cfg.num_workers)
-    # last.ckpt after every epoch (resume), best.ckpt at the lowest validation L1 (translation)
+    # last.ckpt after every epoch (resume), best.ckpt at the lowest validation loss (translation)
     callbacks = [ModelCheckpoint(ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
                                  enable_version_counter=False),
-                 ModelCheckpoint(ckpt_dir, filename="best", monitor="val_l1", save_top_k=1, every_n_epochs=1,
+                 ModelCheckpoint(ckpt_dir, filename="best", monitor="val_loss", save_top_k=1, every_n_epochs=1,
                                  enable_version_counter=False)]
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no GPU/TPU banners and tips
     trainer = L.Trainer(default_root_dir=out, max_epochs=cfg.max_epochs,
@@ -200,9 +203,11 @@ def _save_closed_form(method: TranslationMethod, out: Path, seconds: float) -> P
     return out
 
 
-def load_run(run: str | Path, ema: bool = True, which: str = "best") -> tuple[TrainConfig, TranslationMethod]:
+def load_run(run: str | Path, ema: bool = True, which: str = "best",
+             reverse: bool = False) -> tuple[TrainConfig, TranslationMethod]:
     """The config and the trained method of a run folder: the checkpoint with the lowest validation
-    L1 ('best', the default) or the last one; EMA weights for ``net`` when trained with EMA."""
+    loss ('best', the default) or the last one; EMA weights for ``net`` when trained with EMA.
+    ``reverse``: a two-way method (cyclegan) translating target -> source, with the config to match."""
     run = Path(run)
     if not (run / CONFIG_NAME).exists():
         raise InputError(f"{run}: no {CONFIG_NAME} (not a skymorph run folder)")
@@ -218,6 +223,11 @@ def load_run(run: str | Path, ema: bool = True, which: str = "best") -> tuple[Tr
                          f"{str(exc).splitlines()[0]}") from None
     if ema and cfg.ema:
         method.net.load_state_dict({k[len("ema.module."):]: v for k, v in state.items() if k.startswith("ema.module.")})
+    if reverse:
+        method = method.reverse()
+        if len(cfg.source) != 1:
+            raise ConfigError(f"{run}: reversing needs one source domain, the run has {', '.join(cfg.source)}")
+        cfg = cfg.model_copy(update={"source": [cfg.target], "target": cfg.source[0]})
     method.eval()
     return cfg, method
 

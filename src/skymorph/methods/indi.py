@@ -1,0 +1,87 @@
+"""InDI, Inversion by Direct Iteration (Delbracio & Milanfar 2023), for map translation.
+
+Degradation path from the clean target x (t = 0) to the start map y (t = 1):
+x_t = (1 - t) x + t y + t eps_t eta, with eps_t = eps sqrt((1 - t) / t), i.e. noise of standard
+deviation eps sqrt(t (1 - t)): a Brownian bridge pinned at both ends. The network learns
+F(x_t, t) ~ E[x | x_t, source] (L1 or L2), with t drawn from U[0, 1] mixed with a point mass at 1.
+Sampling (their Algorithm 1) starts at x_1 = y and steps t -> t - d:
+
+    x_{t-d} = (d / t) F(x_t, t) + (1 - d / t) x_t + eps sqrt(d (t - d) / t) eta',
+
+the added noise being the one eps_t's growth towards small t asks for; the last step lands on
+F itself, so one step is plain regression, and more steps trade network evaluations for detail.
+y is the normalised source map (DESIGN.md) or, with ``prior``, the baseline's pixel map of the
+source: a start already in the target domain, so the path only has to add what a pixel map cannot.
+F also sees the source maps (concatenated channels) at every t.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..models import UNet
+from .base import Z_LIMIT, DenoisingMethod
+
+
+class InDI(DenoisingMethod):
+    name = "indi"
+    samplers = ("indi",)
+    default_steps = 10
+
+    def __init__(self, in_channels: int, out_channels: int = 1, base_channels: int = 32, depth: int = 4,
+                 loss: str = "l1", indi_eps: float = 0.5, p_one: float = 0.2, prior: bool = True,
+                 sampler: str | None = None, **_):
+        super().__init__(in_channels, out_channels, prior, sampler)
+        self.net = UNet(in_channels + out_channels,
+                        out_channels, base_channels, depth, time_embed=True)
+        self.loss = {"l1": F.l1_loss, "l2": F.mse_loss}[loss]
+        self.eps, self.p_one = indi_eps, p_one
+
+    def start(self, source: torch.Tensor) -> torch.Tensor:
+        """y, the map at t = 1."""
+        return self.prior.apply(source) if self.prior is not None else source[:, :self.out_channels]
+
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        """F(x_t, t): x_t plus the network's correction (so an untrained F is the identity)."""
+        return x_t + self.net(torch.cat([x_t, source], 1), t)
+
+    def objective(self, source: torch.Tensor, target: torch.Tensor, gen: torch.Generator | None = None):
+        n = len(target)
+        t = torch.rand(n, generator=gen)
+        t = torch.where(torch.rand(n, generator=gen) < self.p_one, torch.ones_like(t), t).to(target)
+        tt = t.view(-1, 1, 1, 1)
+        noise = torch.randn(target.shape, generator=gen).to(target)
+        x_t = (1 - tt) * target + tt * self.start(source) + self.eps * torch.sqrt(tt * (1 - tt)) * noise
+        return self.loss(self.predict(x_t, t, source), target)
+
+    def make_optimizers(self, lr: float | None) -> list[torch.optim.Optimizer]:
+        return [torch.optim.Adam(self.net.parameters(), lr=lr or 1e-3)]
+
+    @torch.no_grad()
+    def translate(self, source: torch.Tensor, steps: int | None = None, seed: int | None = None,
+                  n_samples: int = 1) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        src = source.repeat(n_samples, 1, 1, 1)
+        x = iterate(lambda x, t: self.predict(x, t, src), self.start(src), steps or self.default_steps, self.eps, gen)
+        return x.clamp(-Z_LIMIT, Z_LIMIT).view(n_samples, len(source), *x.shape[1:])
+
+    def nfe(self, steps: int | None = None) -> int:
+        return steps or self.default_steps
+
+
+def iterate(predict, y: torch.Tensor, steps: int, eps: float, gen: torch.Generator | None = None) -> torch.Tensor:
+    """InDI's Algorithm 1 with bridge noise: ``steps`` equal steps from x_1 = y to x_0.
+
+    ``predict(x_t, t)`` returns the estimate of the clean map; t is a (N,) tensor.
+    """
+    x = y
+    grid = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+    for i in range(steps):
+        t, d = float(grid[i]), float(grid[i] - grid[i + 1])
+        x_hat = predict(x, torch.full((len(x),), t, dtype=y.dtype))
+        x = (d / t) * x_hat + (1 - d / t) * x
+        if i < steps - 1 and eps > 0:
+            x = x + eps * math.sqrt(d * (t - d) / t) * torch.randn(x.shape, generator=gen).to(x)
+    return x

@@ -1,0 +1,202 @@
+"""Diffusion family: VP-SDE mathematics, samplers against an analytic score, InDI, and the chain
+train -> translate -> evaluate -> benchmark (quality versus cost, calibration) with bad input."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from skymorph.cli import app
+from skymorph.errors import ConfigError
+from skymorph.evaluate.benchmark import parse_pairs, run_benchmark
+from skymorph.evaluate.metrics import calibration
+from skymorph.evaluate.report import cost_answers
+from skymorph.methods import make_method
+from skymorph.methods import samplers as vp
+from skymorph.methods.indi import iterate
+
+runner = CliRunner()
+M, S = 0.7, 0.5  # the Gaussian target of the analytic-score tests
+
+
+def gaussian_eps(x, t):
+    """Exact noise prediction E[eps | x_t] when x_0 ~ N(M, S^2) per pixel."""
+    a, s = (v.view(-1, 1, 1, 1) for v in vp.marginal(t.double()))
+    return (s * (x.double() - a * M) / (a**2 * S**2 + s**2)).float()
+
+
+def test_vp_marginal_matches_the_forward_sde():
+    """Integrate dx = -beta x / 2 dt + sqrt(beta) dW from x_0 = 1.5: mean and variance at t follow
+    the closed form sqrt(abar) x_0 and 1 - abar."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.full((40000,), 1.5, dtype=torch.float64)
+    n, checks = 2000, {600: None, 2000: None}
+    for i in range(n):
+        t = torch.tensor((i + 0.5) / n, dtype=torch.float64)
+        b = vp.beta(t)
+        x = x - 0.5 * b * x / n + torch.sqrt(b / n) * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+        if i + 1 in checks:
+            a, s = vp.marginal(torch.tensor((i + 1) / n, dtype=torch.float64))
+            assert float(x.mean()) == pytest.approx(float(a) * 1.5, abs=0.015)
+            assert float(x.var()) == pytest.approx(float(s) ** 2, rel=0.03)
+    assert float(vp.log_alpha_bar(torch.tensor(1.0))) == pytest.approx(-(0.1 + 0.5 * 19.9))
+
+
+def test_discrete_schedule_is_the_vp_sde():
+    abar = np.cumprod(1.0 - vp.discrete_betas())
+    t = np.arange(1, vp.N_TRAIN + 1) / vp.N_TRAIN
+    np.testing.assert_allclose(abar, np.exp(-(0.1 * t + 0.5 * 19.9 * t**2)), rtol=1e-9)
+
+
+@pytest.mark.parametrize("sampler, steps", [("ode", 200), ("em", 300), ("pc", 200), ("ddim", 100), ("dpm++", 30),
+                                            ("unipc", 30), ("heun", 30)])
+def test_samplers_recover_a_gaussian_from_its_exact_score(sampler, steps):
+    x = vp.sample(gaussian_eps, (4000, 1, 2, 2), sampler, steps, torch.Generator().manual_seed(1))
+    assert float(x.mean()) == pytest.approx(M, abs=0.02)  # sampling error 0.004
+    assert float(x.std()) == pytest.approx(S, rel=0.03)
+
+
+@pytest.mark.parametrize("sampler", list(vp.SAMPLERS))
+def test_nfe_counts_the_network_calls(sampler):
+    calls = []
+
+    def counting(x, t):
+        calls.append(1)
+        return gaussian_eps(x, t)
+    for steps in (1, 4):
+        calls.clear()
+        vp.sample(counting, (2, 1, 2, 2), sampler, steps)
+        assert len(calls) == vp.nfe(sampler, steps)
+    assert vp.nfe("pc", 1000) == 2000  # score_sde_pytorch's default predictor-corrector
+
+
+def test_score_sde_samples_are_reproducible_and_independent():
+    m = make_method("score_sde", 1, base_channels=8, depth=2, prior=False, sampler="dpm++")
+    m.eps = lambda x, t, src: gaussian_eps(x, t)  # the exact score, so samples are N(M, S^2)
+    src = torch.zeros(1, 1, 16, 16)
+    a = m.translate(src, steps=20, seed=3, n_samples=48)
+    assert torch.equal(a, m.translate(src, steps=20, seed=3, n_samples=48))
+    assert not torch.equal(a, m.translate(src, steps=20, seed=4, n_samples=48))
+    flat = a.reshape(48, -1).double()
+    assert float(flat.mean()) == pytest.approx(M, abs=0.02) and float(flat.std()) == pytest.approx(S, rel=0.05)
+    corr = torch.corrcoef(flat)
+    off = corr[~torch.eye(48, dtype=bool)]
+    assert float(off.abs().max()) < 0.3 and abs(float(off.mean())) < 0.02  # 256 pixels: sd 0.06
+
+
+def test_indi_one_step_is_the_network_prediction():
+    m = make_method("indi", 2, base_channels=8, depth=2, prior=False)
+    torch.nn.init.normal_(m.net.out.weight, std=0.1)  # a network that does something
+    src = torch.randn(3, 2, 16, 16)
+    one = m.translate(src, steps=1, seed=0)[0]
+    with torch.no_grad():
+        direct = m.predict(src[:, :1], torch.ones(3), src)
+    assert torch.equal(one, direct) and m.nfe(1) == 1
+    many = m.translate(src, steps=4, seed=0, n_samples=2)
+    assert not torch.equal(many[0], many[1])  # the bridge noise makes samples differ
+
+
+def test_indi_with_the_exact_conditional_mean_reaches_the_clean_signal():
+    """Toy linear problem: y = x + 0.8 xi with x ~ N(0, 1). With F = E[x | x_t, y], one step gives
+    the posterior mean, and many steps sample the posterior N(y / 1.64, 0.64 / 1.64); for a known
+    clean signal (point-mass prior) every step count lands on it exactly."""
+    sy, e = 0.8, 0.5
+    y = torch.full((20000, 1, 1, 1), 1.0)
+    mu, v = y / (1 + sy**2), sy**2 / (1 + sy**2)
+
+    def cond_mean(x, t):
+        t, x = t.view(-1, 1, 1, 1).double(), x.double()
+        den = ((1 - t) ** 2 * v + e**2 * t * (1 - t)).clamp_min(1e-300)
+        return (mu + v * (1 - t) * (x - t * y - (1 - t) * mu) / den).float()
+    one = iterate(cond_mean, y, 1, e)
+    assert torch.allclose(one, mu)
+    x = iterate(cond_mean, y, 400, e, torch.Generator().manual_seed(0))
+    assert float(x.mean()) == pytest.approx(float(mu[0]), abs=0.02)
+    assert float(x.var()) == pytest.approx(v, rel=0.04)
+    clean = torch.linspace(-1, 2, 8).view(8, 1, 1, 1)
+    for steps in (1, 3, 10):
+        np.testing.assert_allclose(iterate(lambda x, t: clean, torch.zeros(8, 1, 1, 1), steps, e), clean, atol=1e-6)
+
+
+def test_calibration_of_a_calibrated_and_an_overconfident_ensemble():
+    rng = np.random.default_rng(0)
+    eps = 1e-8
+    centre = rng.normal(size=(4, 32, 32))
+    truth = centre + rng.normal(size=centre.shape)
+    samples = centre + rng.normal(size=(200, *centre.shape))
+    phys = lambda logs: 10.0**logs - eps  # noqa: E731  (calibration works on log10(x + eps))
+    good = calibration(phys(samples), phys(truth), eps)
+    assert np.allclose(good["coverage68"], 0.68, atol=0.04) and np.allclose(good["coverage95"], 0.95, atol=0.02)
+    assert np.allclose(good["spread_skill"], np.sqrt(1 + 1 / 200), rtol=0.06)
+    narrow = calibration(phys(centre + 0.3 * (samples - centre)), phys(truth), eps)
+    assert np.all(narrow["coverage68"] < 0.35) and np.all(narrow["spread_skill"] > 3)
+
+
+@pytest.fixture(scope="module")
+def diffusion_bench(store_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dbench")
+    res = run_benchmark(store_path, parse_pairs("gas:hi"), ["unet", "indi", "score_sde"], out, None, max_epochs=1,
+                        options={"base_channels": 8, "batch_size": 4, "depth": 2}, progress=False,
+                        steps=[1, 3], samplers=["dpm++", "em", "indi"], n_samples=3)
+    return out, res
+
+
+def test_benchmark_sweeps_quality_against_cost(diffusion_bench):
+    out, res = diffusion_bench
+    pair = json.loads((out / "results.json").read_text())["gas-hi"]
+    assert [(p["sampler"], p["steps"], p["nfe"]) for p in pair["score_sde"]["sweep"]] == [
+        ("dpm++", 1, 1), ("dpm++", 3, 3), ("em", 1, 1), ("em", 3, 3)]
+    assert [(p["sampler"], p["nfe"]) for p in pair["indi"]["sweep"]] == [("indi", 1), ("indi", 3)]
+    assert len(pair["unet"]["sweep"]) == 1 and "calibration" not in pair["unet"]
+    cal = pair["indi"]["calibration"]["metrics"]
+    assert 0 <= cal["coverage68"]["median"] <= cal["coverage95"]["median"] <= 1
+    answers = cost_answers("gas-hi", pair)
+    assert len(answers) == 2 and all("NFE" in a for a in answers)
+    md = (out / "results.md").read_text()
+    assert "quality versus cost" in md and "uncertainty" in md and "than unet" in md
+    assert (out / "figures" / "gas-hi_quality_vs_cost.png").exists()
+    assert (out / "figures" / "gas-hi_spread_error.png").exists()
+
+
+def test_translate_writes_samples_mean_and_spread(diffusion_bench, store_path, tmp_path):
+    out, _ = diffusion_bench
+    run = out / "runs" / "gas-hi" / "score_sde"
+    pred = tmp_path / "p.h5"
+    res = runner.invoke(app, ["translate", str(run), "--data", str(store_path), "--out", str(pred), "--steps", "2",
+                              "--sampler", "ddim", "--samples", "3", "--seed", "7"])
+    assert res.exit_code == 0, res.output
+    with h5py.File(pred) as f:
+        s = f["samples/hi"][:]
+        assert s.shape[0] == 3 and np.allclose(f["pred/hi"][:], s.mean(0), rtol=1e-5)
+        assert np.allclose(f["std/hi"][:], s.std(0), rtol=1e-4, atol=1e-12)
+        assert f.attrs["steps"] == 2
+    again = tmp_path / "q.h5"
+    runner.invoke(app, ["translate", str(run), "--data", str(store_path), "--out", str(again), "--steps", "2",
+                        "--sampler", "ddim", "--samples", "3", "--seed", "7"])
+    with h5py.File(pred) as f, h5py.File(again) as g:
+        assert np.array_equal(f["samples/hi"][:], g["samples/hi"][:])
+
+
+@pytest.mark.parametrize("method, extra, message", [
+    ("score_sde", ["--steps", "0"], "--steps must be a positive integer, got 0"),
+    ("indi", ["--steps", "-3"], "--steps must be a positive integer, got -3"),
+    ("score_sde", ["--samples", "0"], "--samples must be a positive integer, got 0"),
+    ("score_sde", ["--sampler", "rk45"], "'rk45' is not a sampler; method 'score_sde': valid samplers for it: dpm++"),
+    ("indi", ["--sampler", "ddim"], "sampler 'ddim' does not fit method 'indi': valid samplers for it: indi"),
+    ("unet", ["--sampler", "pc"], "sampler 'pc' does not fit method 'unet'"),
+])
+def test_bad_sampling_requests_are_one_clear_line(diffusion_bench, store_path, tmp_path, method, extra, message):
+    out, _ = diffusion_bench
+    res = runner.invoke(app, ["translate", str(out / "runs" / "gas-hi" / method), "--data", str(store_path),
+                              "--out", str(tmp_path / "p.h5"), *extra])
+    assert res.exit_code == 1
+    err = res.stderr.strip()
+    assert err.startswith("error:") and message in err and "\n" not in err
+    assert not (tmp_path / "p.h5").exists()
+
+
+def test_benchmark_rejects_a_sampler_no_method_takes(store_path, tmp_path):
+    with pytest.raises(ConfigError, match="sampler 'heun' fits none of the methods unet, indi"):
+        run_benchmark(store_path, parse_pairs("gas:hi"), ["unet", "indi"], tmp_path, None, samplers=["heun"])
