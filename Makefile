@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/projection.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/diffusion.py
+	$(BIN)/python benchmarks/pm.py --steps 3 --repeat 1   # JaxPM reference: pip install -e ".[bench]"
 
 clean:
 	rm -rf $(VENV) $(DEMO)

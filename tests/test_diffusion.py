@@ -153,7 +153,7 @@ def test_benchmark_sweeps_quality_against_cost(diffusion_bench):
     cal = pair["indi"]["calibration"]["metrics"]
     assert 0 <= cal["coverage68"]["median"] <= cal["coverage95"]["median"] <= 1
     answers = cost_answers("gas-hi", pair)
-    assert len(answers) == 2 and all("NFE" in a for a in answers)
+    assert len(answers) == 2 and all(a.count("NFE") >= 2 for a in answers)
     md = (out / "results.md").read_text()
     assert "quality versus cost" in md and "uncertainty" in md and "than unet" in md
     assert (out / "figures" / "gas-hi_quality_vs_cost.png").exists()

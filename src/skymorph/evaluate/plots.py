@@ -144,6 +144,8 @@ def quality_vs_cost(path: Path, curves: dict[str, list[dict]], label: str) -> Pa
                 ax.plot(x, y, "o-", color=COLORS[i % 10], ms=3, label=name)
     for ax, metric in zip(axes, SWEEP_PANELS):
         ax.set_xscale("log")
+        if metric != "ssim":  # errors span decades when few-step samples are still noise
+            ax.set_yscale("log")
         ax.set_xlabel("network evaluations per map (NFE)")
         ax.set_title(f"{label}: {metric}", fontsize=9)
     axes[0].legend(fontsize=7)
