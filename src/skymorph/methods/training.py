@@ -34,6 +34,17 @@ CONFIG_NAME = "config.yaml"
 TRAIN_SECONDS = "train_seconds.txt"  # present once a training session has finished
 
 
+def budget_progress(trainer: L.Trainer) -> float:
+    """Fraction of the training budget used: the larger of the batch and the wall-clock fractions
+    (batches, not optimiser steps: a GAN steps twice per batch)."""
+    batches = trainer.fit_loop.epoch_loop.total_batch_idx + 1
+    frac = batches / max(1.0, float(trainer.estimated_stepping_batches))
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if timer is not None and timer._duration:
+        frac = max(frac, timer.time_elapsed("train") / timer._duration)
+    return min(frac, 1.0)
+
+
 class TranslationModule(L.LightningModule):
     """Wraps a :class:`TranslationMethod`: manual optimisation, gradient clipping, EMA, NaN guard."""
 
@@ -48,14 +59,7 @@ class TranslationModule(L.LightningModule):
         return self.method.make_optimizers(self.cfg.lr)
 
     def progress(self) -> float:
-        """Fraction of the budget used: the larger of the batch and the wall-clock fractions
-        (batches, not optimiser steps: a GAN steps twice per batch)."""
-        batches = self.trainer.fit_loop.epoch_loop.total_batch_idx + 1
-        frac = batches / max(1.0, float(self.trainer.estimated_stepping_batches))
-        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
-        if timer is not None and timer._duration:
-            frac = max(frac, timer.time_elapsed("train") / timer._duration)
-        return min(frac, 1.0)
+        return budget_progress(self.trainer)
 
     def on_train_batch_start(self, batch, batch_idx):
         """Cosine learning-rate decay over the budget (epochs or minutes, whichever ends first),

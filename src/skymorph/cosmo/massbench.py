@@ -1,0 +1,225 @@
+"""Mass maps from a shear file, and the mass-mapping benchmark (KS, Wiener, score-prior posterior).
+
+``result.h5`` of :func:`run_massmap`: ``/kappa`` (N, H, W) the estimate (KS map, Wiener filter or
+posterior mean; dimensionless convergence), ``/std`` (N, H, W) and ``/samples`` (N, K, H, W) for the
+posterior, ``/index`` (N,) the maps' positions in the shear file, ``/mask``; attributes: method,
+source file, pixel_arcmin, and per method the KS smoothing (arcmin), or the sampler schedule,
+seconds per sample and score evaluations per sample.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from skymorph.atomic import atomic_path
+from skymorph.cosmo.massmap import (GaussianPrior, LensingData, Schedule, coverage, ks_map, masked_pearson,
+                                    masked_rmse, mode_power, read_lensing_file, sample_posterior, wiener)
+from skymorph.cosmo.prior import SEEDS_NAME, PriorConfig, check_geometry, load_prior
+from skymorph.errors import ConfigError, InputError, OutputExistsError
+
+__all__ = ["METHODS", "parse_maps", "run_massmap", "run_benchmark"]
+
+METHODS = ("ks", "wiener", "posterior")
+
+
+def parse_maps(text: str | None, n: int) -> np.ndarray:
+    """Map indices from 'a:b' (a slice) or 'i,j,k'; None: all ``n`` maps."""
+    if text is None:
+        return np.arange(n)
+    try:
+        if ":" in text:
+            lo, hi = (int(v) if v else d for v, d in zip(text.split(":"), (0, n)))
+            idx = np.arange(lo, min(hi, n))
+        else:
+            idx = np.array([int(v) for v in text.split(",") if v.strip()])
+    except ValueError:
+        raise ConfigError(f"--maps {text!r}: expected a range a:b or indices i,j,k") from None
+    if len(idx) == 0 or idx.min() < 0 or idx.max() >= n:
+        raise ConfigError(f"--maps {text!r}: need at least one index in [0, {n})")
+    return idx
+
+
+def _check_out(out: Path, overwrite: bool) -> Path:
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out}: exists; pass --overwrite to replace it")
+    return out
+
+
+def _gaussian(cfg: PriorConfig) -> GaussianPrior:
+    return GaussianPrior(mode_power(cfg.ell, cfg.cl, cfg.npix, cfg.pixel_arcmin), cfg.kappa_mean)
+
+
+def _schedule(cfg: PriorConfig, levels: int, steps: int) -> Schedule:
+    return Schedule(cfg.sigma_max, cfg.sigma_min, levels, steps)
+
+
+def _posterior(data: LensingData, idx, net, sched: Schedule, samples: int, seed: int, progress: bool):
+    """Samples (N, K, H, W) as float64 numpy and seconds per sample."""
+    from rich.progress import Progress
+
+    total = len(idx) * samples * sched.evaluations
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task(f"Posterior samples ({type(net).__name__})", total=total)
+        start = time.perf_counter()
+        out = sample_posterior(torch.from_numpy(data.gamma[idx]), torch.from_numpy(data.mask), data.noise_std, net,
+                               samples, sched, seed, progress=lambda k: bar.advance(task, k))
+        seconds = (time.perf_counter() - start) / (len(idx) * samples)
+    return out.double().numpy(), seconds
+
+
+def run_massmap(shear, method: str, out, prior=None, samples: int = 8, smoothing_arcmin: float | None = None,
+                maps: str | None = None, levels: int = 30, steps: int = 3, seed: int = 0, overwrite: bool = False,
+                progress: bool = True) -> tuple[Path, dict]:
+    """Mass maps of the shear file by ``method`` (ks, wiener or posterior) into ``out`` (module
+    docstring). KS smooths by ``smoothing_arcmin`` or else the prior run's choice; Wiener and the
+    posterior need the prior run (its power spectrum; the posterior its network)."""
+    if method not in METHODS:
+        raise ConfigError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
+    if method == "posterior" and samples < 1:
+        raise ConfigError(f"--samples must be a positive integer, got {samples}")
+    out = _check_out(out, overwrite)
+    data = read_lensing_file(shear)
+    idx = parse_maps(maps, len(data.gamma))
+    cfg = net = None
+    if prior is not None:
+        cfg, net = load_prior(prior)
+        check_geometry(cfg, data)
+    elif method != "ks" or smoothing_arcmin is None:
+        raise ConfigError(f"--method {method} needs --prior RUN" + (" (or --smoothing ARCMIN)" if method == "ks" else ""))
+    attrs = {"method": method, "source": str(shear), "pixel_arcmin": data.pixel_arcmin,
+             "kappa_unit": "dimensionless convergence"}
+    extra = {}
+    if method == "ks":
+        smooth = cfg.ks_smoothing_arcmin if smoothing_arcmin is None else smoothing_arcmin
+        if smooth < 0:
+            raise ConfigError(f"--smoothing {smooth}: must be >= 0 arcmin")
+        est = ks_map(torch.from_numpy(data.gamma[idx]), smooth / data.pixel_arcmin).numpy()
+        attrs["smoothing_arcmin"] = smooth
+    elif method == "wiener":
+        est = wiener(torch.from_numpy(data.gamma[idx]), torch.from_numpy(data.mask), data.noise_std, _gaussian(cfg)).numpy()
+    else:
+        sched = _schedule(cfg, levels, steps)
+        smp, seconds = _posterior(data, idx, net, sched, samples, seed, progress)
+        est = smp.mean(1)
+        extra = {"std": smp.std(1, ddof=1) if samples > 1 else np.zeros_like(est), "samples": smp}
+        attrs.update({"samples": samples, "seconds_per_sample": seconds, "score_evaluations_per_sample": sched.evaluations,
+                      "sigma_max": sched.sigma_max, "sigma_min": sched.sigma_min, "levels": levels, "steps": steps,
+                      "seed": seed, "prior": str(prior)})
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        f["kappa"] = est.astype(np.float32)
+        for name, arr in extra.items():
+            f.create_dataset(name, data=arr.astype(np.float32), compression="gzip")
+        f["index"] = idx
+        f["mask"] = data.mask.astype(np.float32)
+        f.attrs.update(attrs)
+    return out, attrs
+
+
+def _stats(values: np.ndarray) -> dict:
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "median": float(np.median(values)), "per_map": values.tolist()}
+
+
+def _figure(path: Path, truth, panels: dict, mask) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["truth", *panels]
+    fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 3.0))
+    lim = np.percentile(np.abs(truth), 99.5)
+    for ax, name in zip(axes, names):
+        img = truth if name == "truth" else panels[name]
+        std_panel = name == "posterior std"
+        im = ax.imshow(np.where(mask > 0, img, np.nan), origin="lower", cmap="viridis" if std_panel else "RdBu_r",
+                       vmin=0 if std_panel else -lim, vmax=img.max() if std_panel else lim)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([]), ax.set_yticks([])
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def run_benchmark(data, prior, out, samples: int = 16, maps: str | None = None, levels: int = 30, steps: int = 3,
+                  seed: int = 0, overwrite: bool = False, progress: bool = True) -> dict:
+    """KS (the prior run's smoothing), Wiener and posterior mean on held-out maps of ``data``:
+    masked mean-subtracted RMSE and Pearson r per map (mean, spread, median), seconds and score
+    evaluations per posterior sample, 68% / 95% coverage; the same sampler with the Gaussian prior
+    as a reference. Writes results.json, results.md and massmap.png into folder ``out``."""
+    if samples < 2:
+        raise ConfigError(f"--samples {samples}: the benchmark needs at least 2 posterior samples per map")
+    out = Path(out)
+    if (out / "results.json").exists() and not overwrite:
+        raise OutputExistsError(f"{out}/results.json exists; pass --overwrite to replace it")
+    lens = read_lensing_file(data, need_kappa=True)
+    cfg, net = load_prior(prior)
+    check_geometry(cfg, lens)
+    seeds_file = Path(prior) / SEEDS_NAME
+    if lens.seeds is not None and seeds_file.exists():
+        seen = np.isin(lens.seeds, np.load(seeds_file, allow_pickle=False))
+        if seen.any():
+            raise InputError(f"{data}: {int(seen.sum())} of its {len(seen)} maps come from PM runs the prior was "
+                             f"trained on; benchmark on held-out maps (another --seed of 'skymorph lensing maps')")
+    idx = parse_maps(maps, len(lens.kappa))
+    truth, mask = lens.kappa[idx].astype(np.float64), lens.mask
+    gamma, tmask = torch.from_numpy(lens.gamma[idx]), torch.from_numpy(mask)
+    gauss = _gaussian(cfg)
+    sched = _schedule(cfg, levels, steps)
+    smooth_px = cfg.ks_smoothing_arcmin / cfg.pixel_arcmin
+    est = {f"KS ({cfg.ks_smoothing_arcmin:.3g}' Gaussian)": ks_map(gamma, smooth_px).numpy(),
+           "Wiener filter": wiener(gamma, tmask, lens.noise_std, gauss).numpy()}
+    smp_g, sec_g = _posterior(lens, idx, gauss, sched, samples, seed, progress)
+    smp, sec = _posterior(lens, idx, net, sched, samples, seed, progress)
+    est["posterior mean, Gaussian prior"] = smp_g.mean(1)
+    est["posterior mean, learned prior"] = smp.mean(1)
+    res = {"data": str(data), "prior": str(prior), "maps": idx.tolist(), "samples": samples,
+           "noise_std": lens.noise_std, "pixel_arcmin": lens.pixel_arcmin, "masked_fraction": float(1 - mask.mean()),
+           "ks_smoothing_arcmin": cfg.ks_smoothing_arcmin,
+           "schedule": {"sigma_max": sched.sigma_max, "sigma_min": sched.sigma_min, "levels": levels, "steps": steps},
+           "score_evaluations_per_sample": sched.evaluations,
+           "seconds_per_sample": {"learned prior": sec, "Gaussian prior": sec_g},
+           "methods": {name: {"rmse": _stats(masked_rmse(e, truth, mask)), "pearson": _stats(masked_pearson(e, truth, mask))}
+                       for name, e in est.items()},
+           "coverage": {name: {str(k): _stats(v) for k, v in coverage(s, truth, mask).items()}
+                        for name, s in (("learned prior", smp), ("Gaussian prior", smp_g))}}
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "results.json") as tmp:
+        Path(tmp).write_text(json.dumps(res, indent=1))
+    with atomic_path(out / "results.md") as tmp:
+        Path(tmp).write_text(results_markdown(res))
+    _figure(out / "massmap.png", truth[0], {"KS": est[next(iter(est))][0], "Wiener": est["Wiener filter"][0],
+                                            "posterior mean": smp[0].mean(0), "posterior std": smp[0].std(0, ddof=1),
+                                            "sample 1": smp[0, 0], "sample 2": smp[0, 1]}, mask)
+    return res
+
+
+def results_markdown(res: dict) -> str:
+    """The benchmark as markdown tables: accuracy, calibration, cost."""
+    n = len(res["maps"])
+    lines = [f"Mass mapping on {n} held-out maps of {res['data']} ({res['pixel_arcmin']:.3g}' pixels, shape noise "
+             f"{res['noise_std']:.3g} per component per pixel, {100 * res['masked_fraction']:.1f}% masked); "
+             f"mean +- standard deviation over maps (median).", "",
+             "| method | RMSE | Pearson r |", "|---|---|---|"]
+    for name, m in res["methods"].items():
+        r, p = m["rmse"], m["pearson"]
+        lines.append(f"| {name} | {r['mean']:.5f} +- {r['std']:.5f} ({r['median']:.5f}) | "
+                     f"{p['mean']:.3f} +- {p['std']:.3f} ({p['median']:.3f}) |")
+    lines += ["", f"Calibration ({res['samples']} samples per map; Student-t predictive intervals; nominal 68% / 95%):", "",
+              "| prior | 68% interval | 95% interval |", "|---|---|---|"]
+    for name, c in res["coverage"].items():
+        lines.append(f"| {name} | {c['0.68']['mean']:.3f} +- {c['0.68']['std']:.3f} | "
+                     f"{c['0.95']['mean']:.3f} +- {c['0.95']['std']:.3f} |")
+    s = res["schedule"]
+    lines += ["", f"Cost: {res['score_evaluations_per_sample']} score evaluations per sample ({s['levels']} levels x "
+              f"{s['steps']} steps, sigma {s['sigma_max']:.3g} -> {s['sigma_min']:.3g}); seconds per sample: "
+              + ", ".join(f"{k} {v:.3g}" for k, v in res["seconds_per_sample"].items()), ""]
+    return "\n".join(lines)

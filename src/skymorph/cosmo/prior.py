@@ -1,0 +1,280 @@
+"""A learned score prior for convergence maps (Remy, Lanusse et al. 2023), trained by denoising
+score matching through PyTorch Lightning.
+
+The score of the prior smoothed to noise level sigma (kappa units) is
+
+    s(x, sigma) = -eps(x, sigma) / sigma,   eps = sigma (C + sigma^2)^-1 (x - mu) + r_theta(x, sigma),
+
+the analytic noise prediction of the Gaussian prior with the training maps' power spectrum
+(:class:`skymorph.cosmo.massmap.GaussianPrior`) plus a U-Net residual fed the standardised map,
+scaled to unit variance, and the normalised log sigma as its time. The U-Net's last layer starts
+at zero, so an untrained prior is the Gaussian one (its posterior mean is the Wiener filter).
+
+A run folder holds ``prior.yaml`` (the resolved :class:`PriorConfig`: geometry, spectrum, the KS
+smoothing chosen on the training maps), ``train_seeds.npy`` (PM seeds of the training maps, so a
+benchmark can refuse them), ``checkpoints/last.ckpt`` (every epoch) and ``best.ckpt`` (lowest
+validation loss), ``logs/csv`` and ``logs/tb``. Checkpoints are loaded as data (weights_only).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import warnings
+from datetime import timedelta
+from pathlib import Path
+from typing import Optional
+
+import lightning as L
+import numpy as np
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from pydantic import BaseModel, ConfigDict, ValidationError
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+from torch.utils.data import DataLoader, TensorDataset
+
+from skymorph.cosmo.massmap import LensingData, _fourier, choose_smoothing, mode_power, read_lensing_file, ring_spectrum
+from skymorph.errors import ConfigError, InputError, OutputExistsError, SkymorphError
+from skymorph.methods.training import budget_progress
+from skymorph.models import UNet
+
+__all__ = ["PriorConfig", "ScoreNet", "train_prior", "load_prior", "check_geometry"]
+
+CONFIG_NAME = "prior.yaml"
+SEEDS_NAME = "train_seeds.npy"
+
+
+class PriorConfig(BaseModel):
+    """Everything a prior run needs to be rebuilt. Lengths in arcmin, kappa dimensionless,
+    ell in rad^-1, C_ell in rad^2; the fields after ``val_fraction`` are filled from the data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Path
+    max_epochs: int = 1000
+    max_minutes: Optional[float] = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    base_channels: int = 16
+    depth: int = 3
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    sigma_min: float = 1e-3
+    sigma_max_factor: float = 5.0  # sigma_max = factor x the pixel standard deviation of the maps
+    val_fraction: float = 0.1
+    npix: int = 0
+    pixel_arcmin: float = 0.0
+    noise_std: float = 0.0
+    kappa_mean: float = 0.0
+    kappa_std: float = 1.0
+    sigma_max: float = 0.0
+    ks_smoothing_arcmin: float = 0.0
+    ell: list[float] = []
+    cl: list[float] = []
+
+    def save(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: Path) -> "PriorConfig":
+        try:
+            return cls(**(yaml.safe_load(Path(path).read_text()) or {}))
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(f"{path}: unreadable prior config ({exc}); "
+                             f"not a 'skymorph lensing train-prior' run?") from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+class ScoreNet(nn.Module):
+    """Score of the smoothed convergence prior (module docstring); maps (B, H, W) in kappa units."""
+
+    def __init__(self, cfg: PriorConfig):
+        super().__init__()
+        self.net = UNet(1, 1, cfg.base_channels, cfg.depth, time_embed=True)
+        self.register_buffer("power", mode_power(cfg.ell, cfg.cl, cfg.npix, cfg.pixel_arcmin).float())
+        self.register_buffer("moments", torch.tensor([cfg.kappa_mean, cfg.kappa_std]))
+        self.register_buffer("log_sigma", torch.tensor([math.log(cfg.sigma_min), math.log(cfg.sigma_max)]))
+
+    @property
+    def mean(self) -> float:
+        return float(self.moments[0])
+
+    def eps(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Predicted unit noise of x = kappa + sigma z, sigma (B,) in kappa units."""
+        mu, std = self.moments
+        s = sigma.view(-1, 1, 1)
+        gauss = s * _fourier(x - mu, 1.0 / (self.power + s**2))
+        t = (torch.log(sigma) - self.log_sigma[0]) / (self.log_sigma[1] - self.log_sigma[0])
+        z = (x - mu) / std / torch.sqrt(1 + (s / std) ** 2)
+        return gauss + self.net(z[:, None], t)[:, 0]
+
+    def score(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """grad log p_sigma(x) (1 / kappa units)."""
+        return -self.eps(x, torch.full((len(x),), sigma, dtype=x.dtype)) / sigma
+
+
+def _dihedral(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+    """One random symmetry of the square (flip, then 0-3 quarter turns) per batch: kappa statistics are isotropic."""
+    k, flip = torch.randint(0, 4, (2,), generator=gen).tolist()
+    x = x.flip(-1) if flip % 2 else x
+    return torch.rot90(x, k, dims=(-2, -1))
+
+
+class PriorModule(L.LightningModule):
+    """Denoising score matching, E |eps(kappa + sigma z, sigma) - z|^2 with log sigma uniform in
+    [log sigma_min, log sigma_max]; Adam, cosine decay over the budget, gradient clipping, EMA
+    (warmed up) of the weights, which validate and are loaded."""
+
+    def __init__(self, cfg: PriorConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.score = ScoreNet(cfg)
+        self.ema = AveragedModel(self.score, avg_fn=self._ema)
+
+    def _ema(self, avg: torch.Tensor, new: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """EMA with warm-up: decay min(ema_decay, (1 + n) / (10 + n)) after n updates, so that a
+        few hundred CPU steps already average recent weights rather than the initial ones."""
+        decay = min(self.cfg.ema_decay, (1.0 + float(n)) / (10.0 + float(n)))
+        return decay * avg + (1.0 - decay) * new
+
+    def loss(self, net: ScoreNet, kappa: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+        lo, hi = net.log_sigma
+        sigma = torch.exp(lo + (hi - lo) * torch.rand(len(kappa), generator=gen))
+        z = torch.randn(kappa.shape, generator=gen)
+        return torch.mean((net.eps(kappa + sigma.view(-1, 1, 1) * z, sigma) - z) ** 2)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.score.net.parameters(), lr=self.cfg.lr)
+
+    def on_train_batch_start(self, batch, batch_idx):
+        """Cosine learning-rate decay over the budget (epochs or minutes, whichever ends first), to 5%."""
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = self.cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * budget_progress(self.trainer))))
+
+    def training_step(self, batch, batch_idx):
+        loss = self.loss(self.score, _dihedral(batch[0]))
+        if not torch.isfinite(loss):
+            raise SkymorphError(f"training loss became {loss.item()} at step {self.global_step}; the last good "
+                                f"checkpoint is kept in {Path(self.trainer.default_root_dir) / 'checkpoints'}")
+        self.log("train_loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch[0]))
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        self.ema.update_parameters(self.score)
+
+    def validation_step(self, batch, batch_idx):
+        """The EMA network's loss at seeded noise levels and noise: comparable across epochs."""
+        gen = torch.Generator().manual_seed(batch_idx)
+        self.log("val_loss", self.loss(self.ema.module, batch[0], gen), prog_bar=True, batch_size=len(batch[0]))
+
+
+def _split(n: int, val_fraction: float) -> tuple[slice, slice]:
+    n_val = max(1, int(round(n * val_fraction))) if n > 1 else 0
+    return slice(0, n - n_val), slice(n - n_val, n)
+
+
+def _fill(cfg: PriorConfig, data: LensingData) -> PriorConfig:
+    """Geometry, moments, ring power spectrum and KS smoothing from the training part of ``data``."""
+    if data.npix % 2**cfg.depth:
+        raise ConfigError(f"{data.path}: map size {data.npix} not divisible by 2**depth = {2 ** cfg.depth}")
+    if len(data.kappa) < 2:
+        raise InputError(f"{data.path}: {len(data.kappa)} map(s); training a prior needs at least 2")
+    train, _ = _split(len(data.kappa), cfg.val_fraction)
+    kappa = data.kappa[train].astype(np.float64)
+    ell, cl = ring_spectrum(kappa, data.pixel_arcmin)
+    pick = slice(0, min(len(kappa), 256))
+    scale_px, _ = choose_smoothing(kappa[pick], data.gamma[train][pick], data.mask)
+    std = float(kappa.std())
+    return cfg.model_copy(update={"npix": data.npix, "pixel_arcmin": data.pixel_arcmin, "noise_std": data.noise_std,
+                                  "kappa_mean": float(kappa.mean()), "kappa_std": std,
+                                  "sigma_max": cfg.sigma_max_factor * std, "ks_smoothing_arcmin": scale_px * data.pixel_arcmin,
+                                  "ell": ell.tolist(), "cl": cl.tolist()})
+
+
+def train_prior(data, out, max_epochs: int | None = None, max_minutes: float | None = None, resume: bool = False,
+                overwrite: bool = False, progress: bool = True, **options) -> Path:
+    """Train the score prior on the convergence maps of ``data`` (a kappa.h5) into run folder ``out``;
+    the last ``val_fraction`` of the maps validate. ``resume`` continues a killed or finished run
+    (``max_epochs`` / ``max_minutes`` may be raised)."""
+    out = Path(out)
+    budget = {k: v for k, v in (("max_epochs", max_epochs), ("max_minutes", max_minutes)) if v is not None}
+    if resume:
+        if not (out / "checkpoints" / "last.ckpt").exists():
+            raise InputError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
+        cfg = PriorConfig.load(out / CONFIG_NAME).model_copy(update=budget)
+        lens = read_lensing_file(cfg.data, need_kappa=True)
+        check_geometry(cfg, lens)
+    else:
+        if out.exists() and any(out.iterdir()):
+            if not overwrite:
+                raise OutputExistsError(f"{out}: run folder exists (use --resume to continue it or --overwrite)")
+            shutil.rmtree(out)
+        try:
+            cfg = PriorConfig(data=Path(data).resolve(), **options, **budget)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(f"train-prior: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        lens = read_lensing_file(data, need_kappa=True)
+        cfg = _fill(cfg, lens)
+        out.mkdir(parents=True, exist_ok=True)
+        if lens.seeds is not None:
+            np.save(out / SEEDS_NAME, np.asarray(lens.seeds, dtype=np.int64))
+    cfg.save(out / CONFIG_NAME)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    train, val = _split(len(lens.kappa), cfg.val_fraction)
+    kappa = torch.from_numpy(lens.kappa.astype(np.float32))
+    loader = DataLoader(TensorDataset(kappa[train]), cfg.batch_size, shuffle=True, drop_last=train.stop > cfg.batch_size)
+    val_loader = DataLoader(TensorDataset(kappa[val]), cfg.batch_size)
+    ckpt_dir = out / "checkpoints"
+    callbacks = [ModelCheckpoint(ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1, enable_version_counter=False),
+                 ModelCheckpoint(ckpt_dir, filename="best", monitor="val_loss", save_top_k=1, every_n_epochs=1,
+                                 enable_version_counter=False)]
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    trainer = L.Trainer(default_root_dir=out, max_epochs=cfg.max_epochs,
+                        max_time=timedelta(minutes=cfg.max_minutes) if cfg.max_minutes else None,
+                        accelerator="cpu", devices=1, callbacks=callbacks, gradient_clip_val=cfg.grad_clip,
+                        logger=[CSVLogger(out / "logs", name="csv"), TensorBoardLogger(out / "logs", name="tb")],
+                        enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=5,
+                        num_sanity_val_steps=0, deterministic=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|to be deterministic|"
+                                                  "logging interval|exists and is not empty).*")
+        trainer.fit(PriorModule(cfg), loader, val_loader,
+                    ckpt_path=str(ckpt_dir / "last.ckpt") if resume else None)
+    return out
+
+
+def load_prior(run, which: str = "best") -> tuple[PriorConfig, ScoreNet]:
+    """The config and the EMA score network of a prior run (checkpoint ``which``: best or last)."""
+    run = Path(run)
+    if not (run / CONFIG_NAME).exists():
+        raise InputError(f"{run}: no {CONFIG_NAME} (not a 'skymorph lensing train-prior' run folder)")
+    cfg = PriorConfig.load(run / CONFIG_NAME)
+    ckpt = run / "checkpoints" / f"{which}.ckpt"
+    ckpt = ckpt if ckpt.exists() else run / "checkpoints" / "last.ckpt"
+    if not ckpt.exists():
+        raise InputError(f"{run}: no checkpoints/last.ckpt (training never finished an epoch)")
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    except Exception as exc:  # torch raises several types for damaged files
+        raise InputError(f"{ckpt}: corrupt or unreadable checkpoint: {type(exc).__name__}: {exc}") from None
+    net = ScoreNet(cfg)
+    try:
+        net.load_state_dict({k[len("ema.module."):]: v for k, v in state.items() if k.startswith("ema.module.")})
+    except RuntimeError as exc:
+        raise InputError(f"{ckpt}: weights do not fit the network of {run / CONFIG_NAME}: "
+                         f"{str(exc).splitlines()[0]}") from None
+    return cfg, net.eval()
+
+
+def check_geometry(cfg: PriorConfig, data: LensingData) -> None:
+    """ConfigError unless ``data`` has the map size and pixel scale the prior was trained on."""
+    if data.npix != cfg.npix or not math.isclose(data.pixel_arcmin, cfg.pixel_arcmin, rel_tol=1e-6):
+        raise ConfigError(f"{data.path}: {data.npix}^2 maps of {data.pixel_arcmin:.4g} arcmin pixels, but the prior was "
+                          f"trained on {cfg.npix}^2 maps of {cfg.pixel_arcmin:.4g} arcmin pixels ({cfg.data})")

@@ -1,0 +1,178 @@
+"""Mass mapping: KS exactness, the Wiener filter and the posterior sampler against the exact Gaussian
+posterior, the score prior's training and bad input through the CLI."""
+import math
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from skymorph.cli import app
+from skymorph.cosmo.lensing import ARCMIN, ks_forward
+from skymorph.cosmo.massmap import (GaussianPrior, Schedule, _fourier, _likelihood_score, coverage, ks_map, mode_power,
+                                    ring_spectrum, sample_posterior, wiener)
+
+runner = CliRunner()
+NOISE = 0.01
+
+
+def _spectrum(n: int, pixel_arcmin: float):
+    """A smooth convergence-like C_ell (pixel std ~0.01) on the rings of an n^2 map."""
+    ell = np.arange(n) * 2 * math.pi / (n * pixel_arcmin * ARCMIN)
+    return ell, 2e-8 * (1 + ell / 300) ** -2.5
+
+
+def _field(power: torch.Tensor, gen: torch.Generator, n_maps: int = 1) -> torch.Tensor:
+    n = power.shape[-1]
+    return _fourier(torch.randn(n_maps, n, n, generator=gen, dtype=torch.float64), power.sqrt())
+
+
+def _noisy_shear(kappa, mask, gen):
+    noise = torch.complex(*torch.randn((2,) + kappa.shape, generator=gen, dtype=torch.float64))
+    return mask * (ks_forward(kappa) + NOISE * noise)
+
+
+def _mask(n: int) -> torch.Tensor:
+    m = torch.ones(n, n, dtype=torch.float64)
+    m[5:12, 3:15] = 0
+    m[n - 10:n - 7, n // 2:n - 2] = 0
+    return m
+
+
+def test_ks_recovers_kappa_exactly_without_noise_and_mask():
+    gen = torch.Generator().manual_seed(0)
+    kappa = _field(mode_power(*_spectrum(32, 4.0), 32, 4.0), gen, 3) + 0.003  # a non-zero k = 0 mode
+    est = ks_map(ks_forward(kappa))
+    assert torch.allclose(est, kappa - kappa.mean(dim=(-2, -1), keepdim=True), atol=1e-14)
+    assert (ks_map(ks_forward(kappa), 2.0) - est).abs().max() > 1e-3  # smoothing does act
+
+
+def test_ring_spectrum_of_white_noise_is_flat_and_mode_power_inverts_it():
+    """White noise of variance v has C_ell = v A_pix at every ell; mode_power maps it back to S = v."""
+    rng = np.random.default_rng(1)
+    pix = 3.0
+    maps = 0.02 * rng.standard_normal((400, 32, 32))
+    ell, cl = ring_spectrum(maps, pix)
+    flat = 0.02**2 * (pix * ARCMIN) ** 2
+    assert np.allclose(cl[1:] / flat, 1.0, atol=0.25) and abs(cl[1:].mean() / flat - 1) < 0.01  # 1-mode corner rings: 7%
+    s = mode_power(ell, np.full_like(cl, flat), 32, pix)
+    assert torch.allclose(s, torch.full_like(s, 0.02**2))
+
+
+def test_gaussian_score_sampler_matches_the_exact_masked_posterior():
+    """With the analytic Gaussian score as the prior, the annealed Langevin posterior mean equals the
+    Wiener filter within sampling error and its per-pixel std the analytic posterior std, inside and
+    outside the mask (the dense posterior covariance is inverted exactly at 32^2)."""
+    n, pix = 32, 4.0
+    power = mode_power(*_spectrum(n, pix), n, pix)
+    prior = GaussianPrior(power, 0.0)
+    gen = torch.Generator().manual_seed(2)
+    mask = _mask(n)
+    gamma = _noisy_shear(_field(power, gen), mask, gen)
+    eye = torch.eye(n * n, dtype=torch.float64).view(-1, n, n)
+    q = _fourier(eye, 1 / power) - _likelihood_score(eye, torch.zeros(n, n, dtype=torch.complex128), mask, NOISE**2)
+    cov = torch.linalg.inv(q.view(n * n, n * n))
+    exact_mean = (cov @ _likelihood_score(torch.zeros(n, n, dtype=torch.float64), gamma[0], mask, NOISE**2).ravel())
+    exact_mean, exact_std = exact_mean.view(n, n), cov.diagonal().sqrt().view(n, n)
+
+    wf = wiener(gamma, mask, NOISE, prior)[0]
+    assert torch.allclose(wf, exact_mean, atol=1e-6 * exact_mean.abs().max())
+
+    k = 256  # rho = 0.9: the small discretisation bias of masked modes (~1% at the default 0.8) is negligible
+    smp = sample_posterior(gamma, mask, NOISE, prior, k, Schedule(0.05, 1e-4, rho=0.9), seed=3, chains=k)[0]
+    # whiten with the exact covariance: w = L^-1 (x - mean) must be iid N(0, 1) in all 1024 dimensions
+    w = torch.linalg.solve_triangular(torch.linalg.cholesky(cov), (smp - wf).reshape(k, -1).T, upper=False)
+    assert abs(k * w.mean(1).pow(2).mean() - 1) < 0.1  # chi^2 / dof of the sample mean: Wiener within sampling error
+    assert abs(w.var(1).mean() - 1) < 0.01  # sampling error 0.3%
+    ratio = smp.std(0) / exact_std
+    observed = mask.bool()
+    assert abs(ratio[observed].mean() - 1) < 0.03 and abs(ratio[~observed].mean() - 1) < 0.03
+    truths = wf + (torch.linalg.cholesky(cov) @ torch.randn(n * n, 40, generator=gen, dtype=torch.float64)).T.view(-1, n, n)
+    cover = coverage(smp.expand(40, k, n, n).numpy(), truths.numpy(), mask.numpy())  # truths from the exact posterior
+    assert abs(cover[0.68].mean() - 0.68) < 0.03 and abs(cover[0.95].mean() - 0.95) < 0.015
+
+
+def _write_kappa_file(path, n_maps, npix, pixel_arcmin, seed, mask=None, mask_shape=None):
+    """A kappa.h5 in the layout of 'skymorph lensing maps', with Gaussian random convergence maps."""
+    gen = torch.Generator().manual_seed(seed)
+    power = mode_power(*_spectrum(npix, pixel_arcmin), npix, pixel_arcmin)
+    kappa = _field(power, gen, n_maps)
+    msk = torch.ones(npix, npix, dtype=torch.float64) if mask is None else mask
+    gamma = _noisy_shear(kappa, msk, gen)
+    with h5py.File(path, "w") as f:
+        f["kappa"] = kappa.float().numpy()
+        f["gamma_obs"] = torch.stack([gamma.real, gamma.imag], 1).float().numpy()
+        f["mask"] = np.ones(mask_shape or (npix, npix), np.float32) if mask_shape else msk.float().numpy()
+        f["params/seed"] = np.arange(n_maps) + 1000 * seed
+        f.attrs.update({"noise_std": NOISE, "pixel_arcmin": pixel_arcmin, "npix": npix})
+    return path
+
+
+@pytest.fixture(scope="module")
+def prior_run(tmp_path_factory):
+    """A 16^2 prior trained for one epoch (U-Net width 8) on 24 Gaussian maps, then resumed for a second."""
+    root = tmp_path_factory.mktemp("prior")
+    data = _write_kappa_file(root / "train.h5", 24, 16, 6.0, seed=1, mask=_mask(16))
+    run = root / "run"
+    common = ["--out", str(run), "--no-progress"]
+    res = runner.invoke(app, ["lensing", "train-prior", "--data", str(data), "--max-epochs", "1", "--base-channels", "8",
+                              "--batch-size", "8", *common])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["lensing", "train-prior", "--resume", "--max-epochs", "2", *common])
+    assert res.exit_code == 0, res.output
+    return root, run
+
+
+def test_prior_trains_resumes_and_starts_from_the_gaussian_score(prior_run):
+    from skymorph.cosmo.prior import PriorConfig, ScoreNet, load_prior
+
+    root, run = prior_run
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1  # two epochs, resumed
+    assert (run / "logs" / "csv" / "version_1" / "metrics.csv").exists()
+    cfg, net = load_prior(run)
+    fresh = ScoreNet(PriorConfig.load(run / "prior.yaml"))  # zero last layer: exactly the Gaussian score
+    gauss = GaussianPrior(fresh.power, fresh.mean)
+    x = 0.01 * torch.randn(4, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(fresh.score(x, 0.003), gauss.score(x, 0.003), rtol=1e-4, atol=1e-3)
+        assert not torch.allclose(net.score(x, 0.003), gauss.score(x, 0.003), rtol=1e-4, atol=1e-3)  # it learned
+
+
+def test_massmap_cli_methods_and_benchmark(prior_run, tmp_path):
+    root, run = prior_run
+    test = _write_kappa_file(tmp_path / "test.h5", 3, 16, 6.0, seed=2, mask=_mask(16))
+    for method in ("ks", "wiener"):
+        res = runner.invoke(app, ["lensing", "massmap", "--shear", str(test), "--method", method, "--prior", str(run),
+                                  "--out", str(tmp_path / f"{method}.h5")])
+        assert res.exit_code == 0, res.output
+    with h5py.File(tmp_path / "ks.h5") as f, h5py.File(test) as t:
+        smooth = f.attrs["smoothing_arcmin"]
+        g = t["gamma_obs"][()]
+        expect = ks_map(torch.from_numpy(g[:, 0] + 1j * g[:, 1]).to(torch.complex128), smooth / 6.0).numpy()
+        assert np.allclose(f["kappa"][()], expect, atol=1e-6)
+    res = runner.invoke(app, ["lensing", "benchmark", "--data", str(test), "--prior", str(run), "--out",
+                              str(tmp_path / "bench"), "--samples", "4", "--levels", "4", "--steps", "2", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "Wiener filter" in res.output and (tmp_path / "bench" / "massmap.png").exists()
+
+
+def test_bad_input_is_one_clear_line(prior_run, tmp_path):
+    root, run = prior_run
+    cases = [
+        (["--shear", str(_write_kappa_file(tmp_path / "shape.h5", 2, 16, 6.0, 3, mask_shape=(8, 8))), "--method", "ks",
+          "--smoothing", "0"], "different shapes"),
+        (["--shear", str(_write_kappa_file(tmp_path / "pix.h5", 2, 16, 3.0, 3)), "--method", "wiener", "--prior", str(run)],
+         "trained on 16^2 maps of 6 arcmin"),
+        (["--shear", str(_write_kappa_file(tmp_path / "size.h5", 2, 32, 6.0, 3)), "--method", "posterior", "--prior",
+          str(run)], "trained on 16^2 maps"),
+        (["--shear", str(root / "train.h5"), "--method", "posterior", "--prior", str(run), "--samples", "0"],
+         "--samples must be a positive integer"),
+    ]
+    for args, message in cases:
+        res = runner.invoke(app, ["lensing", "massmap", *args, "--out", str(tmp_path / "r.h5")])
+        assert res.exit_code == 1 and message in res.output, res.output
+        assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
+    res = runner.invoke(app, ["lensing", "benchmark", "--data", str(root / "train.h5"), "--prior", str(run), "--out",
+                              str(tmp_path / "b")])
+    assert res.exit_code == 1 and "trained on" in res.output  # the prior's own training maps are refused
