@@ -215,3 +215,28 @@ def test_spectral_loss_is_the_metric_power_spectrum():
     assert loss(a, b).item() == pytest.approx(expected, rel=0.05)
     # a uniform shift of the normalised map by d scales the power of (x + eps) by 10^(2 d std)
     assert loss(a + 0.1, a).item() == pytest.approx(2 * 0.1 * norm["std"], rel=0.02)
+
+
+def test_ema_is_on_by_default_for_the_diffusion_family_only(store_path):
+    from skymorph.methods.training import fill_from_data
+
+    assert fill_from_data(_cfg(store_path, method="indi")).ema is True
+    assert fill_from_data(_cfg(store_path, method="score_sde")).ema is True
+    assert fill_from_data(_cfg(store_path, method="unet")).ema is False
+    assert fill_from_data(_cfg(store_path, method="indi", ema=False)).ema is False
+
+
+def test_ema_warms_up_then_keeps_its_decay():
+    """The first update copies the weights; update n (n >= 1) averages with decay min(d, (1 + n) / (10 + n))."""
+    from skymorph.methods.training import warm_ema
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    ema = warm_ema(net, 0.9)
+    expect = None
+    for n, v in enumerate([1.0, 2.0, 3.0, 4.0, 5.0] + [0.0] * 200):
+        net.weight.data.fill_(v)
+        ema.update_parameters(net)
+        d = min(0.9, (1 + n) / (10 + n))
+        expect = v if expect is None else d * expect + (1 - d) * v
+        assert ema.module.weight.item() == pytest.approx(expect, rel=1e-6, abs=1e-12)
+    assert abs(ema.module.weight.item()) < 1e-6  # 200 steps at decay 0.9 forget the start

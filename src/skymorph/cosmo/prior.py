@@ -33,12 +33,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, TensorDataset
 
 from skymorph.cosmo.massmap import LensingData, _fourier, choose_smoothing, mode_power, read_lensing_file, ring_spectrum
 from skymorph.errors import ConfigError, InputError, OutputExistsError, SkymorphError
-from skymorph.methods.training import budget_progress
+from skymorph.methods.training import budget_progress, warm_ema
 from skymorph.models import UNet
 
 __all__ = ["PriorConfig", "ScoreNet", "train_prior", "load_prior", "check_geometry"]
@@ -135,13 +134,7 @@ class PriorModule(L.LightningModule):
         super().__init__()
         self.cfg = cfg
         self.score = ScoreNet(cfg)
-        self.ema = AveragedModel(self.score, avg_fn=self._ema)
-
-    def _ema(self, avg: torch.Tensor, new: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        """EMA with warm-up: decay min(ema_decay, (1 + n) / (10 + n)) after n updates, so that a
-        few hundred CPU steps already average recent weights rather than the initial ones."""
-        decay = min(self.cfg.ema_decay, (1.0 + float(n)) / (10.0 + float(n)))
-        return decay * avg + (1.0 - decay) * new
+        self.ema = warm_ema(self.score, cfg.ema_decay)
 
     def loss(self, net: ScoreNet, kappa: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
         lo, hi = net.log_sigma

@@ -48,6 +48,7 @@ class TranslationMethod(nn.Module):
     default_steps: ClassVar[int] = 1
     paired: ClassVar[bool] = True  # False: trained on unpaired batches (source and target from different galaxies)
     conditional_disc: ClassVar[bool] = False  # discriminators judge the source map stacked before the judged one
+    ema_default: ClassVar[bool] = False  # EMA of ``net`` when the config leaves ``ema`` unset
 
     def __init__(self, in_channels: int, out_channels: int = 1, prior: bool = False, sampler: str | None = None):
         super().__init__()
@@ -117,6 +118,7 @@ class DenoisingMethod(TranslationMethod):
     the same objective at fixed (seeded) noise: cheap, and comparable across epochs."""
 
     stochastic = True
+    ema_default = True  # samplers chain many network calls: averaged weights give a smoother score (Song et al. 2021)
 
     def objective(self, source: torch.Tensor, target: torch.Tensor, gen: torch.Generator | None = None):
         raise NotImplementedError

@@ -34,7 +34,7 @@ class TrainConfig(BaseModel):
     d_base: int = 64
     sampler: Optional[str] = None  # diffusion family: how translate samples (None: the method's default)
     indi_eps: float = 0.5  # InDI bridge noise: standard deviation eps sqrt(t (1 - t)) on the path
-    ema: bool = False
+    ema: Optional[bool] = None  # None: the method's default (on for the diffusion family)
     ema_decay: float = 0.999
     grad_clip: Optional[float] = 1.0
     lr_schedule: Literal["cosine", "constant"] = "cosine"

@@ -19,14 +19,14 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from ..data.dataset import PairedMaps, check_pair
 from ..data.normalise import LogStandardise
 from ..data.store import MapStore
 from ..errors import ConfigError, InputError, OutputExistsError, SkymorphError
-from . import make_method
+from . import METHODS, make_method
 from .base import TranslationMethod
 from .config import TrainConfig
 
@@ -45,6 +45,16 @@ def budget_progress(trainer: L.Trainer) -> float:
     return min(frac, 1.0)
 
 
+def warm_ema(net: torch.nn.Module, decay: float) -> AveragedModel:
+    """Exponential moving average of ``net``'s weights with warm-up: decay min(decay, (1 + n) / (10 + n))
+    after n updates, so that a few hundred CPU steps already average recent weights, not the initial ones
+    (a fixed 0.999 keeps 37% of the initial weights after 1000 steps)."""
+    def avg(avg_p: torch.Tensor, new_p: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+        return d * avg_p + (1.0 - d) * new_p
+    return AveragedModel(net, avg_fn=avg)
+
+
 class TranslationModule(L.LightningModule):
     """Wraps a :class:`TranslationMethod`: manual optimisation, gradient clipping, EMA, NaN guard."""
 
@@ -52,8 +62,7 @@ class TranslationModule(L.LightningModule):
         super().__init__()
         self.method, self.cfg = method, cfg
         self.automatic_optimization = False
-        self.ema = (AveragedModel(method.net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
-                    if cfg.ema else None)
+        self.ema = warm_ema(method.net, cfg.ema_decay) if cfg.ema else None
 
     def configure_optimizers(self):
         return self.method.make_optimizers(self.cfg.lr)
@@ -101,7 +110,10 @@ class TranslationModule(L.LightningModule):
 
 
 def fill_from_data(cfg: TrainConfig) -> TrainConfig:
-    """The config completed with the store's normalisation, units and map size (pair checked)."""
+    """The config completed with the store's normalisation, units, map size (pair checked) and the method's
+    EMA default."""
+    if cfg.method not in METHODS:
+        raise ConfigError(f"unknown method {cfg.method!r}; expected one of {', '.join(METHODS)}")
     with MapStore(cfg.data) as store:
         check_pair(store, cfg.source, cfg.target)
         norms = {d: vars(store.norm(d)) for d in [*cfg.source, cfg.target]}
@@ -109,7 +121,8 @@ def fill_from_data(cfg: TrainConfig) -> TrainConfig:
         npix = store.npix
     if npix % 2**cfg.depth:
         raise ConfigError(f"{cfg.data}: map size {npix} not divisible by 2**depth = {2 ** cfg.depth}")
-    return cfg.model_copy(update={"norms": norms, "units": units, "npix": npix})
+    ema = METHODS[cfg.method].ema_default if cfg.ema is None else cfg.ema
+    return cfg.model_copy(update={"norms": norms, "units": units, "npix": npix, "ema": ema})
 
 
 def _norms(cfg: TrainConfig) -> dict[str, LogStandardise]:
