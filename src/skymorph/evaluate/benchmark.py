@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ..errors import ConfigError
-from ..methods import METHODS
+from ..methods import method_class
 from ..methods.config import TrainConfig
 from ..methods.training import CONFIG_NAME, TRAIN_SECONDS, fill_from_data, train
 from . import plots
@@ -51,10 +51,7 @@ def _trained(cfg: TrainConfig, run: Path, progress: bool) -> Path:
 
 def check_methods(methods: list[str], samplers: list[str] | None) -> None:
     """Every method exists and every requested sampler fits at least one of them."""
-    for m in methods:
-        if m not in METHODS:
-            raise ConfigError(f"unknown method {m!r}; expected one of {', '.join(METHODS)}")
-    fitting = {s for m in methods for s in METHODS[m].samplers}
+    fitting = {s for m in methods for s in method_class(m).samplers}
     for s in samplers or []:
         if s not in fitting:
             raise ConfigError(f"sampler {s!r} fits none of the methods {', '.join(methods)} "
@@ -74,7 +71,7 @@ def sweep(run: Path, data: Path, method: str, steps: list[int], samplers: list[s
 
     A single-pass method (one sampler, one step) gives one point, its evaluation ``first``.
     """
-    cls = METHODS[method]
+    cls = method_class(method)
     if cls.samplers == ("direct",) or not cls.trainable:
         return [_point(first)]
     points = []
@@ -129,7 +126,7 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
             extra[method] = {}
             if steps:
                 extra[method]["sweep"] = sweep(run, data, method, steps, samplers, seed, evs[method], sweep_views)
-            if n_samples > 1 and METHODS[method].stochastic:
+            if n_samples > 1 and method_class(method).stochastic:
                 cal = evaluate_run(run, data, "test", seed=seed, n_samples=n_samples)
                 extra[method]["calibration"] = {"info": cal.info,
                                                 "metrics": {k: cal.summary[k] for k in CALIBRATION_NAMES}}

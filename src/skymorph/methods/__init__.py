@@ -13,10 +13,15 @@ METHODS: dict[str, type[TranslationMethod]] = {m.name: m for m in (BaselineMetho
                                                                   ScoreSDE, InDI, CycleGAN)}
 
 
-def make_method(name: str, in_channels: int, out_channels: int = 1, **options) -> TranslationMethod:
+def method_class(name: str) -> type[TranslationMethod]:
+    """The registered method called ``name``; ConfigError listing the valid ones otherwise."""
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}")
-    return METHODS[name](in_channels, out_channels, **options)
+    return METHODS[name]
 
 
-__all__ = ["TranslationMethod", "METHODS", "make_method"]
+def make_method(name: str, in_channels: int, out_channels: int = 1, **options) -> TranslationMethod:
+    return method_class(name)(in_channels, out_channels, **options)
+
+
+__all__ = ["TranslationMethod", "METHODS", "method_class", "make_method"]

@@ -25,16 +25,15 @@ def translate_maps(cfg: TrainConfig, method: TranslationMethod, source: np.ndarr
                    seed: int | None = 0, n_samples: int = 1, batch_size: int = 16) -> tuple[np.ndarray, float]:
     """Physical source maps (N, C, H, W) -> physical target samples (n_samples, N, H, W), seconds per map."""
     check_request(steps, n_samples)
-    norms = {d: LogStandardise(**v) for d, v in cfg.norms.items()}
-    z = np.stack([norms[d].forward(source[:, c]) for c, d in enumerate(cfg.source)], 1).astype(np.float32)
+    z = normalised(cfg, source, cfg.source)
     out = []
     start = time.perf_counter()
     with torch.no_grad():
         for b in range(0, len(z), batch_size):
             bseed = None if seed is None else seed + b
-            out.append(method.translate(torch.from_numpy(z[b:b + batch_size]), steps, bseed, n_samples)[:, :, 0].numpy())
+            out.append(method.translate(z[b:b + batch_size], steps, bseed, n_samples)[:, :, 0].numpy())
     seconds = (time.perf_counter() - start) / max(len(z), 1)
-    pred = norms[cfg.target].inverse(np.concatenate(out, axis=1))
+    pred = LogStandardise(**cfg.norms[cfg.target]).inverse(np.concatenate(out, axis=1))
     return np.clip(pred, 0.0, None).astype(np.float32), seconds
 
 

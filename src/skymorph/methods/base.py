@@ -19,7 +19,6 @@ from torch import nn
 
 from ..errors import ConfigError
 from .baseline import MonotoneBaseline
-from .samplers import SAMPLERS
 
 StepFn = Callable[[int, torch.Tensor], None]
 
@@ -49,6 +48,7 @@ class TranslationMethod(nn.Module):
     paired: ClassVar[bool] = True  # False: trained on unpaired batches (source and target from different galaxies)
     conditional_disc: ClassVar[bool] = False  # discriminators judge the source map stacked before the judged one
     ema_default: ClassVar[bool] = False  # EMA of ``net`` when the config leaves ``ema`` unset
+    default_lr: ClassVar[float] = 1e-3  # learning rate when the config leaves ``lr`` unset
 
     def __init__(self, in_channels: int, out_channels: int = 1, prior: bool = False, sampler: str | None = None):
         super().__init__()
@@ -61,7 +61,8 @@ class TranslationMethod(nn.Module):
         """Choose how ``translate`` samples (None: the method's default); ConfigError if it does not fit."""
         name = name or self.samplers[0]
         if name not in self.samplers:
-            known = sorted({"direct", "indi", *SAMPLERS})
+            from . import METHODS  # the registry imports this module
+            known = sorted({s for m in METHODS.values() for s in m.samplers})
             what = "does not fit" if name in known else "is not a sampler;"
             raise ConfigError(f"sampler {name!r} {what} method {self.name!r}: valid samplers for it: "
                               f"{', '.join(self.samplers)} (all samplers: {', '.join(known)})")
@@ -78,7 +79,8 @@ class TranslationMethod(nn.Module):
         return out + self.prior.apply(source) if self.prior is not None else out
 
     def make_optimizers(self, lr: float | None) -> list[torch.optim.Optimizer]:
-        raise NotImplementedError
+        """Adam on ``net`` at ``lr`` (None: ``default_lr``); methods with discriminators add theirs."""
+        return [torch.optim.Adam(self.net.parameters(), lr=lr or self.default_lr)]
 
     def training_step(self, batch: dict, step: StepFn) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -130,6 +132,18 @@ class DenoisingMethod(TranslationMethod):
 
     def validation_loss(self, batch: dict) -> torch.Tensor:
         return self.objective(batch["source"], batch["target"], torch.Generator().manual_seed(0))
+
+    def chain(self, source: torch.Tensor, steps: int, gen: torch.Generator | None) -> torch.Tensor:
+        """One batched sampling chain of ``steps`` steps per source map: (N, C, H, W) normalised maps."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def translate(self, source: torch.Tensor, steps: int | None = None, seed: int | None = None,
+                  n_samples: int = 1) -> torch.Tensor:
+        """``n_samples`` independent draws (one batched chain over the repeated sources), clamped to +-Z_LIMIT."""
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        x = self.chain(source.repeat(n_samples, 1, 1, 1), steps or self.default_steps, gen)
+        return x.clamp(-Z_LIMIT, Z_LIMIT).view(n_samples, len(source), *x.shape[1:])
 
 
 class BaselineMethod(TranslationMethod):

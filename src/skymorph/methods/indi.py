@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models import UNet
-from .base import Z_LIMIT, DenoisingMethod
+from .base import DenoisingMethod
 
 
 class InDI(DenoisingMethod):
@@ -56,16 +56,8 @@ class InDI(DenoisingMethod):
         x_t = (1 - tt) * target + tt * self.start(source) + self.eps * torch.sqrt(tt * (1 - tt)) * noise
         return self.loss(self.predict(x_t, t, source), target)
 
-    def make_optimizers(self, lr: float | None) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.net.parameters(), lr=lr or 1e-3)]
-
-    @torch.no_grad()
-    def translate(self, source: torch.Tensor, steps: int | None = None, seed: int | None = None,
-                  n_samples: int = 1) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        src = source.repeat(n_samples, 1, 1, 1)
-        x = iterate(lambda x, t: self.predict(x, t, src), self.start(src), steps or self.default_steps, self.eps, gen)
-        return x.clamp(-Z_LIMIT, Z_LIMIT).view(n_samples, len(source), *x.shape[1:])
+    def chain(self, source: torch.Tensor, steps: int, gen: torch.Generator | None) -> torch.Tensor:
+        return iterate(lambda x, t: self.predict(x, t, source), self.start(source), steps, self.eps, gen)
 
     def nfe(self, steps: int | None = None) -> int:
         return steps or self.default_steps

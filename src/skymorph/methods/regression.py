@@ -21,9 +21,6 @@ class UNetRegression(TranslationMethod):
         self.spectral = spectral_loss(target_norm, npix, spectral_weight)
         self.spectral_weight = spectral_weight
 
-    def make_optimizers(self, lr: float | None) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.net.parameters(), lr=lr or 1e-3)]
-
     def training_step(self, batch: dict, step: StepFn) -> dict[str, torch.Tensor]:
         pred = self.generate(batch["source"])
         losses = {"pixel": self.loss(pred, batch["target"])}

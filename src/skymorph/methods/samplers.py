@@ -56,15 +56,16 @@ def _hand(kind: str):
         for i in range(steps):
             t, dt = float(grid[i]), float(grid[i] - grid[i + 1])
             tt = torch.full((n,), t)
+            sigma = marginal(tt)[1].view(-1, 1, 1, 1)
             if kind == "pc":  # Langevin corrector at t (Song+21 Algorithm 5, alpha_i = 1 - beta_i,
                 # norms averaged over the batch as in score_sde_pytorch)
-                score = -eps_fn(x, tt) / marginal(tt)[1].view(-1, 1, 1, 1)
+                score = -eps_fn(x, tt) / sigma
                 z = torch.randn(x.shape, generator=gen)
                 alpha = math.exp(float(log_alpha_bar(torch.tensor(t)) - log_alpha_bar(torch.tensor(t - 1.0 / N_TRAIN))))
                 ratio = z.flatten(1).norm(dim=1).mean() / score.flatten(1).norm(dim=1).mean().clamp_min(1e-12)
                 step = float(2 * alpha * (SNR * ratio) ** 2)
                 x = x + step * score + math.sqrt(2 * step) * z
-            score = -eps_fn(x, tt) / marginal(tt)[1].view(-1, 1, 1, 1)
+            score = -eps_fn(x, tt) / sigma
             b = float(beta(torch.tensor(t)))
             if kind == "ode":  # dx/dt = -beta/2 (x + score), integrated from t to t - dt
                 x = x + 0.5 * b * (x + score) * dt

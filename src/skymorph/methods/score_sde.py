@@ -20,13 +20,14 @@ import torch.nn.functional as F
 
 from ..models import UNet
 from . import samplers as vp
-from .base import Z_LIMIT, DenoisingMethod
+from .base import DenoisingMethod
 
 
 class ScoreSDE(DenoisingMethod):
     name = "score_sde"
     samplers = ("dpm++", "unipc", "heun", "ddim", "ode", "em", "pc")
     default_steps = 20
+    default_lr = 2e-4
 
     def __init__(self, in_channels: int, out_channels: int = 1, base_channels: int = 32, depth: int = 4,
                  prior: bool = True, sampler: str | None = None, **_):
@@ -59,21 +60,10 @@ class ScoreSDE(DenoisingMethod):
         a, s = (v.view(-1, 1, 1, 1) for v in vp.marginal(t))
         return F.mse_loss(self.eps(a * x0 + s * noise, t, source), noise)
 
-    def make_optimizers(self, lr: float | None) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.net.parameters(), lr=lr or 2e-4)]
-
-    @torch.no_grad()
-    def translate(self, source: torch.Tensor, steps: int | None = None, seed: int | None = None,
-                  n_samples: int = 1) -> torch.Tensor:
-        """``n_samples`` independent draws (one batched chain per sample) with the chosen sampler."""
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        n = len(source)
-        src = source.repeat(n_samples, 1, 1, 1)
-        shape = (n_samples * n, self.out_channels, *source.shape[-2:])
-        x = vp.sample(lambda x, t: self.eps(x, t, src), shape, self.sampler, steps or self.default_steps, gen)
-        if self.prior is not None:
-            x = x + self.prior.apply(src)
-        return x.clamp(-Z_LIMIT, Z_LIMIT).view(n_samples, n, *x.shape[1:])
+    def chain(self, source: torch.Tensor, steps: int, gen: torch.Generator | None) -> torch.Tensor:
+        shape = (len(source), self.out_channels, *source.shape[-2:])
+        x = vp.sample(lambda x, t: self.eps(x, t, source), shape, self.sampler, steps, gen)
+        return x + self.prior.apply(source) if self.prior is not None else x
 
     def nfe(self, steps: int | None = None) -> int:
         return vp.nfe(self.sampler, steps or self.default_steps)

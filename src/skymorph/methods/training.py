@@ -26,7 +26,7 @@ from ..data.dataset import PairedMaps, check_pair
 from ..data.normalise import LogStandardise
 from ..data.store import MapStore
 from ..errors import ConfigError, InputError, OutputExistsError, SkymorphError
-from . import METHODS, make_method
+from . import make_method, method_class
 from .base import TranslationMethod
 from .config import TrainConfig
 
@@ -112,8 +112,7 @@ class TranslationModule(L.LightningModule):
 def fill_from_data(cfg: TrainConfig) -> TrainConfig:
     """The config completed with the store's normalisation, units, map size (pair checked) and the method's
     EMA default."""
-    if cfg.method not in METHODS:
-        raise ConfigError(f"unknown method {cfg.method!r}; expected one of {', '.join(METHODS)}")
+    ema_default = method_class(cfg.method).ema_default
     with MapStore(cfg.data) as store:
         check_pair(store, cfg.source, cfg.target)
         norms = {d: vars(store.norm(d)) for d in [*cfg.source, cfg.target]}
@@ -121,7 +120,7 @@ def fill_from_data(cfg: TrainConfig) -> TrainConfig:
         npix = store.npix
     if npix % 2**cfg.depth:
         raise ConfigError(f"{cfg.data}: map size {npix} not divisible by 2**depth = {2 ** cfg.depth}")
-    ema = METHODS[cfg.method].ema_default if cfg.ema is None else cfg.ema
+    ema = ema_default if cfg.ema is None else cfg.ema
     return cfg.model_copy(update={"norms": norms, "units": units, "npix": npix, "ema": ema})
 
 
