@@ -117,8 +117,5 @@ def convergence_map(cosmo: Cosmology, noise: torch.Tensor, box: float, mesh: int
         raise ConfigError(f"a {field_deg} deg field is {width:.0f} Mpc/h wide half-way to the source, more than "
                           f"the {box:g} Mpc/h box: use a larger --box or a smaller field")
     snaps: list[Snapshot] = simulate(noise, box, cosmo, mesh, steps, a_init, planes.a, keep_particles=False)
-    by_a = sorted(range(len(planes.a)), key=lambda i: planes.a[i])  # simulate returns increasing a
-    deltas: list[torch.Tensor] = [torch.empty(0)] * len(planes.a)
-    for i, s in zip(by_a, snaps):
-        deltas[i] = s.delta
-    return born_convergence(deltas, planes, box, field_deg, npix, rng)
+    # planes run away from the observer (decreasing a); simulate returns increasing a
+    return born_convergence([s.delta for s in reversed(snaps)], planes, box, field_deg, npix, rng)

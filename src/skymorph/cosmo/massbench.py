@@ -20,7 +20,8 @@ from skymorph.atomic import atomic_path
 from skymorph.cosmo.massmap import (GaussianPrior, LensingData, Schedule, coverage, ks_map, masked_pearson,
                                     masked_rmse, mode_power, read_lensing_file, sample_posterior, wiener)
 from skymorph.cosmo.prior import SEEDS_NAME, PriorConfig, check_geometry, load_prior
-from skymorph.errors import ConfigError, InputError, OutputExistsError
+from skymorph.data.store import check_output
+from skymorph.errors import ConfigError, InputError
 
 __all__ = ["METHODS", "parse_maps", "run_massmap", "run_benchmark"]
 
@@ -42,13 +43,6 @@ def parse_maps(text: str | None, n: int) -> np.ndarray:
     if len(idx) == 0 or idx.min() < 0 or idx.max() >= n:
         raise ConfigError(f"--maps {text!r}: need at least one index in [0, {n})")
     return idx
-
-
-def _check_out(out: Path, overwrite: bool) -> Path:
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out}: exists; pass --overwrite to replace it")
-    return out
 
 
 def _gaussian(cfg: PriorConfig) -> GaussianPrior:
@@ -83,7 +77,7 @@ def run_massmap(shear, method: str, out, prior=None, samples: int = 8, smoothing
         raise ConfigError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
     if method == "posterior" and samples < 1:
         raise ConfigError(f"--samples must be a positive integer, got {samples}")
-    out = _check_out(out, overwrite)
+    out = check_output(out, overwrite)
     data = read_lensing_file(shear)
     idx = parse_maps(maps, len(data.gamma))
     cfg = net = None
@@ -158,8 +152,7 @@ def run_benchmark(data, prior, out, samples: int = 16, maps: str | None = None, 
     if samples < 2:
         raise ConfigError(f"--samples {samples}: the benchmark needs at least 2 posterior samples per map")
     out = Path(out)
-    if (out / "results.json").exists() and not overwrite:
-        raise OutputExistsError(f"{out}/results.json exists; pass --overwrite to replace it")
+    check_output(out / "results.json", overwrite)
     lens = read_lensing_file(data, need_kappa=True)
     cfg, net = load_prior(prior)
     check_geometry(cfg, lens)
@@ -191,7 +184,6 @@ def run_benchmark(data, prior, out, samples: int = 16, maps: str | None = None, 
                        for name, e in est.items()},
            "coverage": {name: {str(k): _stats(v) for k, v in coverage(s, truth, mask).items()}
                         for name, s in (("learned prior", smp), ("Gaussian prior", smp_g))}}
-    out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "results.json") as tmp:
         Path(tmp).write_text(json.dumps(res, indent=1))
     with atomic_path(out / "results.md") as tmp:

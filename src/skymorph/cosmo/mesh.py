@@ -100,9 +100,7 @@ def _cic_window(n: int, box: float, device, dtype) -> torch.Tensor:
     d = box / n
     w = 1.0
     for k in wavenumbers(n, box, device, dtype):
-        x = 0.5 * k * d
-        s = torch.where(x == 0, torch.ones_like(x), torch.sin(x) / torch.where(x == 0, torch.ones_like(x), x))
-        w = w * s * s
+        w = w * torch.sinc(k * d / (2.0 * math.pi)) ** 2  # torch.sinc(u) = sin(pi u) / (pi u)
     return w
 
 

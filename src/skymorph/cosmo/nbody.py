@@ -198,19 +198,21 @@ def simulate(noise: torch.Tensor, box: float, cosmo: Cosmology, mesh: int | None
 
     from rich.progress import track
 
+    d1, g1 = d(edges[0]), gp(edges[0])
     for i in track(range(steps), description="PM steps", disable=not progress, transient=True):
-        a0, a1 = edges[i], edges[i + 1]
-        ac = 0.5 * (a0 + a1)
-        d0, g0 = d(a0), gp(a0)
-        p_half = p + f * ((gp(ac) - g0) / d0)
-        drift = p_half / gp(ac)
+        a1 = edges[i + 1]
+        d0, g0 = d1, g1  # growth at a0, from the previous step
+        gc = gp(0.5 * (edges[i] + a1))
+        d1, g1 = d(a1), gp(a1)
+        p_half = p + f * ((gc - g0) / d0)
+        drift = p_half / gc
         while todo and todo[0] < a1 and not math.isclose(todo[0], a1, rel_tol=1e-9):
             a = todo.pop(0)
             xo = x + drift * (d(a) - d0)
             out.append(snap(a, density(xo), xo, p + f * ((gp(a) - g0) / d0)))
-        x = x + drift * (d(a1) - d0)
+        x = x + drift * (d1 - d0)
         delta, f = density_force(x)
-        p = p_half + f * ((gp(a1) - gp(ac)) / d(a1))
+        p = p_half + f * ((g1 - gc) / d1)
         while todo and math.isclose(todo[0], a1, rel_tol=1e-9):
             out.append(snap(todo.pop(0), delta, x, p))
     return out

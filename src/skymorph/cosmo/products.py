@@ -27,20 +27,12 @@ from skymorph.cosmo.lightcone import convergence_map, lens_planes
 from skymorph.cosmo.linear import Cosmology, growth_factor, linear_power
 from skymorph.cosmo.mesh import power_spectrum_3d
 from skymorph.cosmo.nbody import check_memory, simulate
-from skymorph.errors import ConfigError, InputError, OutputExistsError
+from skymorph.data.store import check_output
+from skymorph.errors import ConfigError, InputError
 
 __all__ = ["parse_range", "run_simulation", "plot_power", "make_kappa_maps"]
 
 KM_S_PER_H0_MPC = 100.0  # H0 x 1 Mpc/h in km/s
-
-
-def _check_out(out: Path, overwrite: bool) -> Path:
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out}: file exists; pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise ConfigError(f"{out}: folder {out.parent} does not exist")
-    return out
 
 
 def _check_grid(mesh: int, particles: int, box: float, steps: int):
@@ -77,7 +69,7 @@ def run_simulation(out, cosmo: Cosmology, mesh: int = 64, box: float = 256.0, st
     """Run the PM simulation of one white-noise seed and write ``sim.h5`` (module docstring)."""
     particles = mesh if particles is None else int(particles)
     _check_grid(mesh, particles, box, steps)
-    out = _check_out(out, overwrite)
+    out = check_output(out, overwrite)
     a_out = sorted(float(a) for a in a_out)
     check_memory(mesh, particles, steps, len(a_out), True)
     with torch.no_grad():
@@ -112,9 +104,9 @@ def _read_sim(path):
 
 def plot_power(sim, out, overwrite: bool = False) -> Path:
     """Measured P(k) of every snapshot of ``sim.h5`` (CIC-compensated) against D(a)^2 P_lin(k)."""
-    out = _check_out(out, overwrite)
+    out = check_output(out, overwrite)
     a_all, dens, attrs = _read_sim(sim)
-    cosmo = Cosmology(**{k: float(attrs[k]) for k in ("Omega_m", "sigma8", "Omega_b", "h", "n_s", "T_cmb")})
+    cosmo = Cosmology(**{k: float(attrs[k]) for k in Cosmology().params()})  # the parameters stored by run_simulation
     box = float(attrs["box"])
     import matplotlib
 
@@ -178,7 +170,7 @@ def make_kappa_maps(out, omega_m, sigma8, n_maps: int = 1, field_deg: float = 5.
     if npix < 2 or not 0 < field_deg < 90:
         raise ConfigError(f"--npix {npix} / --field-deg {field_deg}: need npix >= 2 and 0 < field < 90 deg")
     _check_grid(mesh, mesh, box, steps)
-    out = _check_out(out, overwrite)
+    out = check_output(out, overwrite)
     pixel_arcmin = field_deg * 60.0 / npix
     sigma_n = shape_noise_std(sigma_e, n_gal, pixel_arcmin)
     msk = np.ones((npix, npix), np.float32) if mask is None else _read_mask(mask, npix)
