@@ -30,9 +30,14 @@ __all__ = ["LensingData", "read_lensing_file", "ring_spectrum", "mode_power", "G
            "choose_smoothing", "wiener", "Schedule", "sample_posterior", "masked_rmse", "masked_pearson", "coverage"]
 
 
+def _frequency(h: int, w: int) -> np.ndarray:
+    """|f| of every DFT mode (H, W) of an H x W map, in cycles per pixel."""
+    return np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
+
+
 def _rings(h: int, w: int) -> np.ndarray:
     """Ring index round(|k| / k_f) of every DFT mode (H, W), k_f the fundamental of the shorter side."""
-    return np.rint(np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :]) * min(h, w)).astype(int)
+    return np.rint(_frequency(h, w) * min(h, w)).astype(int)
 
 
 def ring_spectrum(kappa: np.ndarray, pixel_arcmin: float) -> tuple[np.ndarray, np.ndarray]:
@@ -53,8 +58,7 @@ def mode_power(ell, cl, npix: int, pixel_arcmin: float) -> torch.Tensor:
     """Per-mode variance S = C(|ell|) / A_pix (npix, npix) of the unitary DFT, C interpolated in
     log-log between the given rings (ring 0 taken as is)."""
     ell, cl = np.asarray(ell, float), np.asarray(cl, float)
-    lk = 2 * math.pi * np.hypot(*np.meshgrid(np.fft.fftfreq(npix), np.fft.fftfreq(npix), indexing="ij"))
-    lk = lk / (pixel_arcmin * ARCMIN)
+    lk = 2 * math.pi * _frequency(npix, npix) / (pixel_arcmin * ARCMIN)
     s = np.empty_like(lk)
     pos = lk > 0
     s[pos] = np.exp(np.interp(np.log(lk[pos]), np.log(ell[1:]), np.log(cl[1:])))
@@ -90,9 +94,8 @@ class GaussianPrior:
 
 
 def _smoothing_kernel(h: int, w: int, scale_px: float) -> torch.Tensor:
-    fy = torch.fft.fftfreq(h, dtype=torch.float64)[:, None]
-    fx = torch.fft.fftfreq(w, dtype=torch.float64)[None, :]
-    return torch.exp(-2 * math.pi**2 * scale_px**2 * (fx**2 + fy**2))
+    """Fourier transform of a unit Gaussian of standard deviation ``scale_px`` pixels."""
+    return torch.exp(-2 * math.pi**2 * scale_px**2 * torch.from_numpy(_frequency(h, w)) ** 2)
 
 
 def ks_map(gamma: torch.Tensor, smoothing_px: float = 0.0) -> torch.Tensor:
@@ -241,12 +244,12 @@ def sample_posterior(gamma: torch.Tensor, mask: torch.Tensor, noise_std: float, 
         for sigma in sigmas:
             var = noise_std**2 + sigma**2
             pre = _posterior_precond(power + sigma**2, var)
-            root = torch.sqrt(pre)
+            # the step x <- rho x + (1 - rho)(x + P s) + sqrt(1 - rho^2) P^(1/2) xi, in one inverse FFT
+            drift, kick = (1 - schedule.rho) * pre, math.sqrt(1 - schedule.rho**2) * torch.sqrt(pre)
             for _ in range(schedule.steps):
                 s = _likelihood_score(x, g, mask, var) + prior.score(x, float(sigma))
                 xi = torch.randn(x.shape, generator=gen, dtype=dtype)
-                x = schedule.rho * x + (1 - schedule.rho) * (x + _fourier(s, pre)) \
-                    + math.sqrt(1 - schedule.rho**2) * _fourier(xi, root)
+                x = x + torch.fft.ifft2(torch.fft.fft2(s) * drift + torch.fft.fft2(xi) * kick).real
                 if progress is not None:
                     progress(len(batch))
         for (i, j), xb in zip(batch, x):

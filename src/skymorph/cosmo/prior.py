@@ -17,11 +17,7 @@ validation loss), ``logs/csv`` and ``logs/tb``. Checkpoints are loaded as data (
 """
 from __future__ import annotations
 
-import logging
 import math
-import shutil
-import warnings
-from datetime import timedelta
 from pathlib import Path
 from typing import Optional
 
@@ -29,15 +25,14 @@ import lightning as L
 import numpy as np
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from skymorph.cosmo.massmap import LensingData, _fourier, choose_smoothing, mode_power, read_lensing_file, ring_spectrum
-from skymorph.errors import ConfigError, InputError, OutputExistsError, SkymorphError
-from skymorph.methods.training import budget_progress, warm_ema
+from skymorph.errors import ConfigError, InputError, SkymorphError
+from skymorph.methods.training import (checkpoint_state, cosine_lr_scale, ema_weights, fit_run, prepare_run_folder,
+                                       warm_ema)
 from skymorph.models import UNet
 
 __all__ = ["PriorConfig", "ScoreNet", "train_prior", "load_prior", "check_geometry"]
@@ -148,7 +143,7 @@ class PriorModule(L.LightningModule):
     def on_train_batch_start(self, batch, batch_idx):
         """Cosine learning-rate decay over the budget (epochs or minutes, whichever ends first), to 5%."""
         for group in self.optimizers().optimizer.param_groups:
-            group["lr"] = self.cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * budget_progress(self.trainer))))
+            group["lr"] = self.cfg.lr * cosine_lr_scale(self.trainer)
 
     def training_step(self, batch, batch_idx):
         loss = self.loss(self.score, _dihedral(batch[0]))
@@ -197,17 +192,12 @@ def train_prior(data, out, max_epochs: int | None = None, max_minutes: float | N
     (``max_epochs`` / ``max_minutes`` may be raised)."""
     out = Path(out)
     budget = {k: v for k, v in (("max_epochs", max_epochs), ("max_minutes", max_minutes)) if v is not None}
+    prepare_run_folder(out, resume, overwrite)
     if resume:
-        if not (out / "checkpoints" / "last.ckpt").exists():
-            raise InputError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
         cfg = PriorConfig.load(out / CONFIG_NAME).model_copy(update=budget)
         lens = read_lensing_file(cfg.data, need_kappa=True)
         check_geometry(cfg, lens)
     else:
-        if out.exists() and any(out.iterdir()):
-            if not overwrite:
-                raise OutputExistsError(f"{out}: run folder exists (use --resume to continue it or --overwrite)")
-            shutil.rmtree(out)
         try:
             cfg = PriorConfig(data=Path(data).resolve(), **options, **budget)
         except ValidationError as exc:
@@ -224,22 +214,8 @@ def train_prior(data, out, max_epochs: int | None = None, max_minutes: float | N
     kappa = torch.from_numpy(lens.kappa.astype(np.float32))
     loader = DataLoader(TensorDataset(kappa[train]), cfg.batch_size, shuffle=True, drop_last=train.stop > cfg.batch_size)
     val_loader = DataLoader(TensorDataset(kappa[val]), cfg.batch_size)
-    ckpt_dir = out / "checkpoints"
-    callbacks = [ModelCheckpoint(ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1, enable_version_counter=False),
-                 ModelCheckpoint(ckpt_dir, filename="best", monitor="val_loss", save_top_k=1, every_n_epochs=1,
-                                 enable_version_counter=False)]
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    trainer = L.Trainer(default_root_dir=out, max_epochs=cfg.max_epochs,
-                        max_time=timedelta(minutes=cfg.max_minutes) if cfg.max_minutes else None,
-                        accelerator="cpu", devices=1, callbacks=callbacks, gradient_clip_val=cfg.grad_clip,
-                        logger=[CSVLogger(out / "logs", name="csv"), TensorBoardLogger(out / "logs", name="tb")],
-                        enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=5,
-                        num_sanity_val_steps=0, deterministic=True)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|to be deterministic|"
-                                                  "logging interval|exists and is not empty).*")
-        trainer.fit(PriorModule(cfg), loader, val_loader,
-                    ckpt_path=str(ckpt_dir / "last.ckpt") if resume else None)
+    fit_run(out, PriorModule(cfg), loader, val_loader, resume, cfg.max_epochs, cfg.max_minutes, progress,
+            accelerator="cpu", devices=1, gradient_clip_val=cfg.grad_clip)
     return out
 
 
@@ -249,19 +225,12 @@ def load_prior(run, which: str = "best") -> tuple[PriorConfig, ScoreNet]:
     if not (run / CONFIG_NAME).exists():
         raise InputError(f"{run}: no {CONFIG_NAME} (not a 'skymorph lensing train-prior' run folder)")
     cfg = PriorConfig.load(run / CONFIG_NAME)
-    ckpt = run / "checkpoints" / f"{which}.ckpt"
-    ckpt = ckpt if ckpt.exists() else run / "checkpoints" / "last.ckpt"
-    if not ckpt.exists():
-        raise InputError(f"{run}: no checkpoints/last.ckpt (training never finished an epoch)")
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-    except Exception as exc:  # torch raises several types for damaged files
-        raise InputError(f"{ckpt}: corrupt or unreadable checkpoint: {type(exc).__name__}: {exc}") from None
+    state = checkpoint_state(run, which)["state_dict"]
     net = ScoreNet(cfg)
     try:
-        net.load_state_dict({k[len("ema.module."):]: v for k, v in state.items() if k.startswith("ema.module.")})
+        net.load_state_dict(ema_weights(state))
     except RuntimeError as exc:
-        raise InputError(f"{ckpt}: weights do not fit the network of {run / CONFIG_NAME}: "
+        raise InputError(f"{run}/checkpoints: weights do not fit the network of {run / CONFIG_NAME}: "
                          f"{str(exc).splitlines()[0]}") from None
     return cfg, net.eval()
 

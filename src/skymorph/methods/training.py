@@ -45,6 +45,12 @@ def budget_progress(trainer: L.Trainer) -> float:
     return min(frac, 1.0)
 
 
+def cosine_lr_scale(trainer: L.Trainer) -> float:
+    """Factor on the initial learning rate: cosine decay over the budget (epochs or minutes, whichever
+    ends first) from 1 down to 0.05, so the last weights are averaged by the small steps."""
+    return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * budget_progress(trainer)))
+
+
 def warm_ema(net: torch.nn.Module, decay: float) -> AveragedModel:
     """Exponential moving average of ``net``'s weights with warm-up: decay min(decay, (1 + n) / (10 + n))
     after n updates, so that a few hundred CPU steps already average recent weights, not the initial ones
@@ -67,15 +73,11 @@ class TranslationModule(L.LightningModule):
     def configure_optimizers(self):
         return self.method.make_optimizers(self.cfg.lr)
 
-    def progress(self) -> float:
-        return budget_progress(self.trainer)
-
     def on_train_batch_start(self, batch, batch_idx):
-        """Cosine learning-rate decay over the budget (epochs or minutes, whichever ends first),
-        down to 5% of the initial rate: the last weights are averaged by the small steps."""
+        """Cosine learning-rate decay over the budget (:func:`cosine_lr_scale`)."""
         if self.cfg.lr_schedule != "cosine":
             return
-        scale = 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * self.progress()))
+        scale = cosine_lr_scale(self.trainer)
         opts = self.optimizers()
         for opt in opts if isinstance(opts, list) else [opts]:
             for group in opt.optimizer.param_groups:
@@ -128,7 +130,7 @@ def _norms(cfg: TrainConfig) -> dict[str, LogStandardise]:
     return {d: LogStandardise(**v) for d, v in cfg.norms.items()}
 
 
-def _checkpoint_state(run: Path, which: str = "last") -> dict:
+def checkpoint_state(run: Path, which: str = "last") -> dict:
     """The checkpoint ``which`` ('last', or 'best' falling back to 'last'), loaded as data."""
     ckpt = run / "checkpoints" / f"{which}.ckpt"
     if not ckpt.exists():
@@ -141,20 +143,55 @@ def _checkpoint_state(run: Path, which: str = "last") -> dict:
         raise InputError(f"{ckpt}: corrupt or unreadable checkpoint: {type(exc).__name__}: {exc}") from None
 
 
+def ema_weights(state: dict) -> dict:
+    """The EMA network's weights in a Lightning ``state_dict`` (keys of the ``ema`` AveragedModel)."""
+    return {k[len("ema.module."):]: v for k, v in state.items() if k.startswith("ema.module.")}
+
+
+def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """Check a run folder before training: ``resume`` needs its last checkpoint; a fresh run needs an
+    empty folder, or ``overwrite`` (which clears it)."""
+    if resume:
+        if not (out / "checkpoints" / "last.ckpt").exists():
+            raise InputError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
+    elif out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(f"{out}: run folder exists (use --resume to continue it or --overwrite)")
+        shutil.rmtree(out)
+
+
+def fit_run(out: Path, module: L.LightningModule, loader: DataLoader, val_loader: DataLoader, resume: bool,
+            max_epochs: int | None, max_minutes: float | None, progress: bool, **trainer_options) -> None:
+    """Fit ``module`` into run folder ``out`` through Lightning: ``checkpoints/last.ckpt`` after every
+    epoch (``resume`` continues from it: optimiser state, epoch count), ``best.ckpt`` at the lowest
+    ``val_loss``, CSV and TensorBoard logs (a resumed session logs to the next version_N), the
+    budget in epochs and/or minutes, deterministic kernels."""
+    ckpt_dir = out / "checkpoints"
+    callbacks = [ModelCheckpoint(ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
+                                 enable_version_counter=False),
+                 ModelCheckpoint(ckpt_dir, filename="best", monitor="val_loss", save_top_k=1, every_n_epochs=1,
+                                 enable_version_counter=False)]
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no GPU/TPU banners and tips
+    trainer = L.Trainer(default_root_dir=out, max_epochs=max_epochs,
+                        max_time=timedelta(minutes=max_minutes) if max_minutes else None,
+                        callbacks=callbacks, deterministic=True,
+                        logger=[CSVLogger(out / "logs", name="csv"), TensorBoardLogger(out / "logs", name="tb")],
+                        enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=5,
+                        num_sanity_val_steps=0, **trainer_options)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|to be deterministic|"
+                                                  "logging interval|exists and is not empty).*")
+        trainer.fit(module, loader, val_loader, ckpt_path=str(ckpt_dir / "last.ckpt") if resume else None)
+
+
 def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     """Train ``cfg.method`` into the run folder ``out``; ``resume`` continues a killed run."""
     out = Path(out)
-    ckpt_dir = out / "checkpoints"
+    prepare_run_folder(out, resume, overwrite)
     if resume:
-        if not (ckpt_dir / "last.ckpt").exists():
-            raise InputError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
         saved = TrainConfig.load(out / CONFIG_NAME)
         cfg = saved.model_copy(update={"max_epochs": cfg.max_epochs, "max_minutes": cfg.max_minutes})
     else:
-        if out.exists() and any(out.iterdir()):
-            if not overwrite:
-                raise OutputExistsError(f"{out}: run folder exists (use --resume to continue it or --overwrite)")
-            shutil.rmtree(out)
         cfg = fill_from_data(cfg)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / CONFIG_NAME)
@@ -171,23 +208,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = F
     loader = DataLoader(train_ds, cfg.batch_size, shuffle=True, num_workers=cfg.num_workers, drop_last=len(train_ds) > cfg.batch_size,
                         persistent_workers=cfg.num_workers > 0)
     val_loader = DataLoader(val_ds, cfg.batch_size, num_workers=cfg.num_workers)
-    # last.ckpt after every epoch (resume), best.ckpt at the lowest validation loss (translation)
-    callbacks = [ModelCheckpoint(ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
-                                 enable_version_counter=False),
-                 ModelCheckpoint(ckpt_dir, filename="best", monitor="val_loss", save_top_k=1, every_n_epochs=1,
-                                 enable_version_counter=False)]
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no GPU/TPU banners and tips
-    trainer = L.Trainer(default_root_dir=out, max_epochs=cfg.max_epochs,
-                        max_time=timedelta(minutes=cfg.max_minutes) if cfg.max_minutes else None,
-                        accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
-                        precision=cfg.precision, callbacks=callbacks, deterministic=True,
-                        logger=[CSVLogger(out / "logs", name="csv"),  # a resumed session logs to the next version_N
-                                TensorBoardLogger(out / "logs", name="tb")],
-                        enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=5,
-                        num_sanity_val_steps=0)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|to be deterministic).*")
-        trainer.fit(module, loader, val_loader, ckpt_path=str(ckpt_dir / "last.ckpt") if resume else None)
+    fit_run(out, module, loader, val_loader, resume, cfg.max_epochs, cfg.max_minutes, progress,
+            accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision)
     _record_time(out, time.perf_counter() - start)
     return out
 
@@ -229,7 +251,7 @@ def load_run(run: str | Path, ema: bool = True, which: str = "best",
         raise InputError(f"{run}: no {CONFIG_NAME} (not a skymorph run folder)")
     cfg = TrainConfig.load(run / CONFIG_NAME)
     method = make_method(cfg.method, len(cfg.source), 1, **cfg.method_options())
-    state = _checkpoint_state(run, which).get("state_dict", {})
+    state = checkpoint_state(run, which).get("state_dict", {})
     own = {k[len("method."):]: v for k, v in state.items() if k.startswith("method.")}
     try:
         method.load_state_dict(own)
@@ -238,7 +260,7 @@ def load_run(run: str | Path, ema: bool = True, which: str = "best",
                          f"{len(cfg.source)} source channel(s) (checkpoint from another method or domains?): "
                          f"{str(exc).splitlines()[0]}") from None
     if ema and cfg.ema:
-        method.net.load_state_dict({k[len("ema.module."):]: v for k, v in state.items() if k.startswith("ema.module.")})
+        method.net.load_state_dict(ema_weights(state))
     if reverse:
         method = method.reverse()
         if len(cfg.source) != 1:
@@ -250,7 +272,7 @@ def load_run(run: str | Path, ema: bool = True, which: str = "best",
 
 def epochs_done(run: Path) -> int:
     """Completed epochs of a run (from its last checkpoint)."""
-    return int(_checkpoint_state(Path(run)).get("epoch", -1)) + 1
+    return int(checkpoint_state(Path(run)).get("epoch", -1)) + 1
 
 
 def count_parameters(method: TranslationMethod) -> int:
