@@ -25,12 +25,12 @@ import lightning as L
 import numpy as np
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from skymorph.cosmo.massmap import LensingData, _fourier, choose_smoothing, mode_power, read_lensing_file, ring_spectrum
 from skymorph.errors import ConfigError, InputError, SkymorphError
+from skymorph.methods.config import RunConfig
 from skymorph.methods.training import (checkpoint_state, cosine_lr_scale, ema_weights, fit_run, prepare_run_folder,
                                        warm_ema)
 from skymorph.models import UNet
@@ -41,11 +41,9 @@ CONFIG_NAME = "prior.yaml"
 SEEDS_NAME = "train_seeds.npy"
 
 
-class PriorConfig(BaseModel):
+class PriorConfig(RunConfig):
     """Everything a prior run needs to be rebuilt. Lengths in arcmin, kappa dimensionless,
     ell in rad^-1, C_ell in rad^2; the fields after ``val_fraction`` are filled from the data."""
-
-    model_config = ConfigDict(extra="forbid")
 
     data: Path
     max_epochs: int = 1000
@@ -70,19 +68,14 @@ class PriorConfig(BaseModel):
     ell: list[float] = []
     cl: list[float] = []
 
-    def save(self, path: Path) -> None:
-        path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
-
     @classmethod
     def load(cls, path: Path) -> "PriorConfig":
         try:
-            return cls(**(yaml.safe_load(Path(path).read_text()) or {}))
+            raw = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise InputError(f"{path}: unreadable prior config ({exc}); "
                              f"not a 'skymorph lensing train-prior' run?") from None
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise ConfigError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        return cls.validated(raw, path)
 
 
 class ScoreNet(nn.Module):
@@ -198,11 +191,7 @@ def train_prior(data, out, max_epochs: int | None = None, max_minutes: float | N
         lens = read_lensing_file(cfg.data, need_kappa=True)
         check_geometry(cfg, lens)
     else:
-        try:
-            cfg = PriorConfig(data=Path(data).resolve(), **options, **budget)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise ConfigError(f"train-prior: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        cfg = PriorConfig.validated({"data": Path(data).resolve(), **options, **budget}, "train-prior")
         lens = read_lensing_file(data, need_kappa=True)
         cfg = _fill(cfg, lens)
         out.mkdir(parents=True, exist_ok=True)

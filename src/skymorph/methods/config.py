@@ -10,10 +10,26 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from ..errors import ConfigError
 
 
-class TrainConfig(BaseModel):
-    """Everything a run needs to be reproduced; the normalisation it was trained with included."""
+class RunConfig(BaseModel):
+    """A validated config, written resolved as YAML beside the run it describes."""
 
     model_config = ConfigDict(extra="forbid")
+
+    def save(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+
+    @classmethod
+    def validated(cls, raw: dict, origin="options"):
+        """``cls(**raw)``; ConfigError naming ``origin`` and the first offending field otherwise."""
+        try:
+            return cls(**raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(f"{origin}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+class TrainConfig(RunConfig):
+    """Everything a run needs to be reproduced; the normalisation it was trained with included."""
 
     method: str
     data: Path
@@ -58,9 +74,6 @@ class TrainConfig(BaseModel):
                                         "spectral_weight", "npix", "prior", "sampler", "indi_eps"})
         return {**opts, "target_norm": self.norms.get(self.target)}
 
-    def save(self, path: Path) -> None:
-        path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
-
     @classmethod
     def load(cls, path: Path, **override) -> "TrainConfig":
         try:
@@ -71,8 +84,4 @@ class TrainConfig(BaseModel):
 
     @classmethod
     def build(cls, raw: dict, origin="options", **override) -> "TrainConfig":
-        try:
-            return cls(**{**raw, **{k: v for k, v in override.items() if v is not None}})
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise ConfigError(f"{origin}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        return cls.validated({**raw, **{k: v for k, v in override.items() if v is not None}}, origin)
