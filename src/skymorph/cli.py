@@ -223,11 +223,13 @@ def evaluate_cmd(run: Path = typer.Argument(..., help="trained run folder"),
     typer.echo(f"wrote {out / 'metrics.json'} and figures")
 
 
-def _int_list(text: str, option: str) -> list[int]:
+def _number_list(text: str, option: str, cast=int) -> list:
+    """Comma-separated integers (``cast=int``) or numbers (``cast=float``) of a command-line option."""
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        return [cast(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise SkymorphError(f"{option} {text!r}: expected comma-separated integers, e.g. 1,2,5,10") from None
+        what, example = ("integers", "1,2,5,10") if cast is int else ("numbers", "0,1,2")
+        raise SkymorphError(f"{option} {text!r}: expected comma-separated {what}, e.g. {example}") from None
 
 
 @app.command("benchmark")
@@ -251,7 +253,7 @@ def benchmark_cmd(data: Path = typer.Option(..., help="map store (.h5)"),
 
     res = run_benchmark(data, parse_pairs(pairs), [m.strip() for m in methods.split(",")], out, max_minutes,
                         max_epochs, {"base_channels": base_channels}, seed, progress,
-                        _int_list(steps, "--steps") if steps else None,
+                        _number_list(steps, "--steps") if steps else None,
                         [s.strip() for s in samplers.split(",")] if samplers else None, samples, sweep_views)
     for name, pair in res.items():
         for line in verdicts(name, pair) + stochastic_verdicts(name, pair) + cost_answers(name, pair):
@@ -310,10 +312,7 @@ def probe_cmd(run: Path = typer.Argument(..., help="trained run folder"),
     """Metrics as the input is blurred, reduced to its Fourier phases or made noisy."""
     from .explain import probe_run, write_probe
 
-    try:
-        values = [float(v) for v in levels.split(",") if v.strip()] if levels else None
-    except ValueError:
-        raise SkymorphError(f"--levels {levels!r}: expected comma-separated numbers, e.g. 0,1,2") from None
+    values = _number_list(levels, "--levels", float) if levels else None
     res = probe_run(run, data, probe, split, values, seed, steps, samples, reverse)
     paths = write_probe(res, out, overwrite)
     for level, s in zip(res.levels, res.summaries):

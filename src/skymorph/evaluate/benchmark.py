@@ -8,6 +8,7 @@ from rich.console import Console
 
 from ..errors import ConfigError
 from ..methods import method_class
+from ..methods.base import check_request
 from ..methods.config import TrainConfig
 from ..methods.training import CONFIG_NAME, TRAIN_SECONDS, fill_from_data, train
 from . import plots
@@ -103,8 +104,7 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
     check_methods(methods, samplers)
     if steps is not None and (not steps or min(steps) < 1):
         raise ConfigError(f"--steps must be positive integers, got {steps}")
-    if n_samples < 1:
-        raise ConfigError(f"--samples must be a positive integer, got {n_samples}")
+    check_request(None, n_samples)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}

@@ -57,12 +57,15 @@ def verdicts(name: str, pair: dict) -> list[str]:
     for m, res in pair.items():
         if m == "baseline":
             continue
-        parts = []
-        for metric in HEADLINE:
-            a, b = res["metrics"][metric]["median"], base[metric]["median"]
-            parts.append(f"{metric} {a:.3g} vs {b:.3g} ({'beats' if a < b else 'does NOT beat'} baseline)")
-        lines.append(f"{name}: {m}: " + "; ".join(parts))
+        lines.append(f"{name}: {m}: " + _versus(res["metrics"], base, HEADLINE, "beats baseline", "does NOT beat baseline"))
     return lines
+
+
+def _versus(metrics: dict, ref: dict, names, better: str, worse: str) -> str:
+    """'name a vs b (better|worse)' per lower-is-better metric, medians; a 'NOT' in ``worse`` marks a
+    failed verdict in the HTML report."""
+    return "; ".join(f"{k} {metrics[k]['median']:.3g} vs {ref[k]['median']:.3g} "
+                     f"({better if metrics[k]['median'] < ref[k]['median'] else worse})" for k in names)
 
 
 def sweep_table(pair: dict) -> tuple[list[str], list[list[str]]]:
@@ -121,14 +124,13 @@ def stochastic_verdicts(name: str, pair: dict) -> list[str]:
     for m, res in pair.items():
         if m == "unet" or res["info"].get("sampler", "direct") == "direct":
             continue
-        parts = [f"{k} {res['metrics'][k]['median']:.3g} vs {ref[k]['median']:.3g} "
-                 f"({'better' if res['metrics'][k]['median'] < ref[k]['median'] else 'NOT better'} than unet)"
-                 for k in ("pdf_w1", "pk_rel_err")]
-        lines.append(f"{name}: {m} ({res['info']['sampler']}, {res['info']['steps']} steps, one sample): " + "; ".join(parts))
+        lines.append(f"{name}: {m} ({res['info']['sampler']}, {res['info']['steps']} steps, one sample): "
+                     + _versus(res["metrics"], ref, ("pdf_w1", "pk_rel_err"), "better than unet", "NOT better than unet"))
     return lines
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Lines of a markdown table."""
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
@@ -138,16 +140,16 @@ def write_markdown(results: dict, path: Path) -> Path:
            "Lower is better except psnr, ssim, rk. Best value in bold. Stochastic methods: one sample "
            "per map unless stated.", ""]
     for name, pair in results.items():
-        out += [f"## {name}", "", *_md_table(*table(pair)), ""]
+        out += [f"## {name}", "", *md_table(*table(pair)), ""]
         out += [f"- {v}" for v in verdicts(name, pair) + stochastic_verdicts(name, pair)] + [""]
         header, rows = sweep_table(pair)
         if any(len(r.get("sweep", [])) > 1 for r in pair.values()):
-            out += [f"### {name}: quality versus cost", "", *_md_table(header, rows), ""]
+            out += [f"### {name}: quality versus cost", "", *md_table(header, rows), ""]
             out += [f"- {v}" for v in cost_answers(name, pair)] + [""]
         header, rows = calibration_table(pair)
         if rows:
             out += [f"### {name}: uncertainty (calibrated: coverage68 0.68, coverage95 0.95, "
-                    "spread_skill sqrt(1 + 1/K))", "", *_md_table(header, rows), ""]
+                    "spread_skill sqrt(1 + 1/K))", "", *md_table(header, rows), ""]
     path.write_text("\n".join(out))
     return path
 

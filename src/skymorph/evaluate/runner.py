@@ -31,6 +31,16 @@ class Evaluation:
     info: dict
 
 
+def read_views(cfg: TrainConfig, data: str | Path, split: str, views: int | None = None):
+    """(index, source (N, C, H, W), truth (N, H, W), pixel_kpc (N,)) of the run's domains on ``split``
+    of the store, in physical units; ``views`` keeps that many evenly spaced views (default all)."""
+    with MapStore(data) as store:
+        index = np.sort(store.split(split))
+        if views is not None and views < len(index):
+            index = index[np.unique(np.linspace(0, len(index) - 1, max(views, 1)).round().astype(int))]
+        return index, store_sources(cfg, store, index), store.maps(cfg.target, index), store.meta("pixel_kpc", index)
+
+
 def evaluate_run(run: str | Path, data: str | Path, split: str = "test", steps: int | None = None, seed: int = 0,
                  n_samples: int = 1, sampler: str | None = None, reverse: bool = False,
                  views: int | None = None) -> Evaluation:
@@ -43,13 +53,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", steps: 
     """
     cfg, method = load_run(run, reverse=reverse)
     method.set_sampler(sampler or cfg.sampler)
-    with MapStore(data) as store:
-        index = np.sort(store.split(split))
-        if views is not None and views < len(index):
-            index = index[np.unique(np.linspace(0, len(index) - 1, max(views, 1)).round().astype(int))]
-        source = store_sources(cfg, store, index)
-        truth = store.maps(cfg.target, index)
-        pixel = store.meta("pixel_kpc", index)
+    index, source, truth, pixel = read_views(cfg, data, split, views)
     samples, seconds = translate_maps(cfg, method, source, steps, seed, n_samples)
     pred = samples.mean(0)
     eps = cfg.norms[cfg.target]["eps"]

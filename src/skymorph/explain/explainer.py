@@ -26,7 +26,6 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from ..atomic import atomic_path  # noqa: E402
 from ..data.store import MapStore, check_output  # noqa: E402
-from ..data.normalise import LogStandardise  # noqa: E402
 from ..errors import ConfigError, InputError  # noqa: E402
 from ..methods.apply import normalised, store_sources  # noqa: E402
 from ..methods.training import load_run  # noqa: E402
@@ -46,10 +45,9 @@ class Case:
     x: torch.Tensor
 
 
-def _empty(cfg_norms: dict, domains: list[str], npix: int) -> torch.Tensor:
+def _empty(cfg, domains: list[str]) -> torch.Tensor:
     """The normalised empty map (physical zero) of each domain: (1, C, H, W)."""
-    return torch.stack([torch.full((npix, npix), float(LogStandardise(**cfg_norms[d]).forward(np.zeros(1))[0]))
-                        for d in domains])[None].float()
+    return normalised(cfg, np.zeros((1, len(domains), cfg.npix, cfg.npix)), domains)
 
 
 @dataclass
@@ -129,7 +127,7 @@ def explain_run(run: str | Path, data: str | Path, position: int, what: str = "d
         with torch.no_grad():
             exp.generated = method.generate(a)[0, 0].numpy()
         exp.cases = [Case("generator", f"{'+'.join(cfg.source)} -> {cfg.target}", cfg.source, a[0])]
-        exp.attributions = [attribute(RegionMean(method, exp.box), a, how, bg_a, _empty(cfg.norms, cfg.source, cfg.npix),
+        exp.attributions = [attribute(RegionMean(method, exp.box), a, how, bg_a, _empty(cfg, cfg.source),
                                       **opts)]
         return exp
     for side, disc in method.discriminators().items():
@@ -149,7 +147,7 @@ def explain_run(run: str | Path, data: str | Path, position: int, what: str = "d
         cases = [Case(side, label, domains, x[0]) for label, x in inputs]
         exp.cases += cases
         exp.attributions.append(attribute(Realness(disc), torch.stack([c.x for c in cases]), how, bg,
-                                          _empty(cfg.norms, domains, cfg.npix), **opts))
+                                          _empty(cfg, domains), **opts))
     return exp
 
 

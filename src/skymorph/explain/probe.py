@@ -25,10 +25,12 @@ import numpy as np  # noqa: E402
 from scipy.ndimage import gaussian_filter  # noqa: E402
 
 from ..atomic import atomic_path  # noqa: E402
-from ..data.store import MapStore, check_output  # noqa: E402
+from ..data.store import check_output  # noqa: E402
 from ..errors import ConfigError  # noqa: E402
 from ..evaluate.metrics import METRIC_NAMES, map_metrics, summarise  # noqa: E402
-from ..methods.apply import store_sources, translate_maps  # noqa: E402
+from ..evaluate.report import md_table  # noqa: E402
+from ..evaluate.runner import read_views  # noqa: E402
+from ..methods.apply import translate_maps  # noqa: E402
 from ..methods.training import load_run  # noqa: E402
 
 #: probe -> (name of its level, default levels, what a level means)
@@ -86,11 +88,7 @@ def probe_run(run: str | Path, data: str | Path, probe: str, split: str = "test"
     """Metrics (physical units, against the untouched truth) of the run on the probed inputs of ``split``."""
     levels = _check(probe, levels)
     cfg, method = load_run(run, reverse=reverse)
-    with MapStore(data) as store:
-        index = np.sort(store.split(split))
-        source = store_sources(cfg, store, index)
-        truth = store.maps(cfg.target, index)
-        pixel = store.meta("pixel_kpc", index)
+    index, source, truth, pixel = read_views(cfg, data, split)
     eps = [cfg.norms[d]["eps"] for d in cfg.source]
     summaries = []
     for level in levels:
@@ -111,12 +109,10 @@ def write_probe(res: ProbeResult, out: str | Path, overwrite: bool = False) -> l
         tmp.write_text(json.dumps({"probe": res.probe, "parameter": res.parameter, "info": res.info,
                                    "levels": [{res.parameter: lv, "metrics": s} for lv, s in zip(res.levels, res.summaries)]},
                                   indent=2, default=float))
-    head = f"| {res.parameter} | " + " | ".join(METRIC_NAMES) + " |"
+    rows = [[f"{lv:g}", *(f"{s[m]['median']:.3g}" for m in METRIC_NAMES)] for lv, s in zip(res.levels, res.summaries)]
     lines = [f"# {res.probe} probe: {res.info['method']} {'+'.join(res.info['source'])} -> {res.info['target']}", "",
              f"{res.parameter}: {res.info['meaning']}. Medians over {res.info['n_views']} {res.info['split']} views.",
-             "", head, "|" + "---|" * (len(METRIC_NAMES) + 1)]
-    lines += [f"| {lv:g} | " + " | ".join(f"{s[m]['median']:.3g}" for m in METRIC_NAMES) + " |"
-              for lv, s in zip(res.levels, res.summaries)]
+             "", *md_table([res.parameter, *METRIC_NAMES], rows)]
     with atomic_path(paths[1]) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     with atomic_path(paths[2]) as tmp:
