@@ -24,12 +24,13 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	$(BIN)/skymorph synth $(DEMO)/galaxies --galaxies 64 --particles 10000 --seed 1 --overwrite
-	$(BIN)/skymorph maps build $(DEMO)/galaxies --out $(DEMO)/maps.h5 --size 64 --rotations 3 --seed 1 --workers 2 --overwrite
+	$(BIN)/skymorph synth $(DEMO)/galaxies --galaxies 80 --particles 10000 --seed 1 --overwrite
+	$(BIN)/skymorph maps build $(DEMO)/galaxies --out $(DEMO)/maps.h5 --size 64 --rotations 3 --seed 1 --workers 2 \
+		--splits 0.65,0.1,0.25 --overwrite
 	$(BIN)/skymorph maps info $(DEMO)/maps.h5
 	$(BIN)/skymorph maps show $(DEMO)/maps.h5 --index 0 --out $(DEMO)/view0.png --overwrite
 	$(BIN)/skymorph benchmark --data $(DEMO)/maps.h5 --pairs gas:hi,gas:dm,gas:star --methods baseline,unet,pix2pix \
-		--max-minutes $(DEMO_MINUTES) --base-channels 16 --seed 1 --out $(DEMO)/bench --no-progress
+		--max-minutes $(DEMO_MINUTES) --base-channels 16 --seed 1 --out $(DEMO)/bench --no-progress --overwrite
 	@echo "Demo outputs in $(DEMO)/: galaxies/ (TNG-format cutouts), maps.h5 (map store), view0.png,"
 	@echo "  bench/results.md (tables) and the report: $(DEMO)/bench/report.html"
 

@@ -28,7 +28,7 @@ def _time(fn, repeats: int) -> float:
 
 def measure(name: str, npix: int, batch: int, repeats: int, base: int) -> dict:
     torch.manual_seed(0)
-    method = make_method(name, 1, 1, base_channels=base, d_base=64)
+    method = make_method(name, 1, 1, base_channels=base, **({"d_base": 64} if name == "pix2pix" else {}))
     opts = method.make_optimizers(None)
     data = {"source": torch.randn(batch, 1, npix, npix), "target": torch.randn(batch, 1, npix, npix)}
 

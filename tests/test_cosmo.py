@@ -214,7 +214,7 @@ runner = CliRunner()
 
 def test_cli_sim_and_power(tmp_path):
     sim = tmp_path / "sim.h5"
-    res = runner.invoke(app, ["cosmo", "sim", "--mesh", "16", "--box", "128", "--steps", "3", "--omega-m", "0.3",
+    res = runner.invoke(app, ["cosmo", "sim", "--mesh", "16", "--box", "128", "--pm-steps", "3", "--omega-m", "0.3",
                               "--sigma8", "0.8", "--seed", "2", "--a-out", "0.5,1", "--out", str(sim), "--no-progress"])
     assert res.exit_code == 0, res.output
     with h5py.File(sim) as f:
@@ -235,7 +235,7 @@ def test_cli_sim_and_power(tmp_path):
     (["--mesh", "0"], "--mesh 0: must be a positive even number"),
     (["--omega-m", "1.3"], "Omega_m = 1.3: must lie in (0, 1)"),
     (["--sigma8", "-0.1"], "sigma8 = -0.1: must be positive"),
-    (["--steps", "0"], "--steps 0"),
+    (["--pm-steps", "0"], "--pm-steps 0"),
     (["--mesh", "8192"], "GiB available"),
     (["--a-out", "0.5,x"], "--a-out"),
 ])

@@ -1,4 +1,5 @@
-"""CycleGAN: unpaired batches, the image pool, cycle error falling in training, both directions."""
+"""CycleGAN: unpaired batches (training and validation), the image pool, cycle error falling in training
+and choosing best.ckpt, both directions."""
 import csv
 
 import numpy as np
@@ -21,10 +22,24 @@ SMALL = {"base_channels": 8, "d_base": 8, "batch_size": 4, "seed": 5}
 
 
 @pytest.fixture(scope="module")
-def cyc_run(store_path, tmp_path_factory):
+def drawn():
+    """(source view, target view) of every item the datasets returned while ``cyc_run`` trained."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def cyc_run(store_path, tmp_path_factory, drawn):
     cfg = TrainConfig.build({"method": "cyclegan", "data": store_path, "source": "gas", "target": "hi",
                              "max_epochs": 6, **SMALL})
-    return train(cfg, tmp_path_factory.mktemp("runs") / "cyc", progress=False)
+    original = PairedMaps.__getitem__
+
+    def recorded(self, item):
+        out = original(self, item)
+        drawn.append((out["index"], out["target_index"]))
+        return out
+    with pytest.MonkeyPatch.context() as mp, pytest.warns(UserWarning, match="the val split holds one galaxy"):
+        mp.setattr(PairedMaps, "__getitem__", recorded)
+        return train(cfg, tmp_path_factory.mktemp("runs") / "cyc", progress=False)
 
 
 def test_unpaired_batches_take_targets_from_other_galaxies(store_path):
@@ -39,6 +54,30 @@ def test_unpaired_batches_take_targets_from_other_galaxies(store_path):
     assert len({galaxy[it["target_index"]] for it in items}) == len(np.unique(galaxy[ds.indices]))
     assert all(it["target_index"] == it["index"] for it in (PairedMaps(store_path, ["gas"], "hi")[i] for i in range(3)))
     assert make_method("cyclegan", 1).paired is False and make_method("pix2pix", 1).paired is True
+    with pytest.raises(ConfigError, match="unpaired batches of the val split need target views of another galaxy"):
+        PairedMaps(store_path, ["gas"], "hi", "val", paired=False)  # the test store's val split: one galaxy
+
+
+def test_seeded_unpaired_views_are_fixed_and_can_come_from_another_split(store_path):
+    ds = PairedMaps(store_path, ["gas"], "hi", "val", paired=False, target_split="train", seed=1)
+    with MapStore(store_path) as s:
+        galaxy, train_views = s.meta("galaxy_id"), set(s.split("train"))
+    items = [ds[i] for i in range(len(ds))]
+    assert [it["target_index"] for it in items] == [ds[i]["target_index"] for i in range(len(ds))]  # every epoch
+    assert all(it["target_index"] in train_views and galaxy[it["target_index"]] != galaxy[it["index"]] for it in items)
+
+
+def test_training_and_selection_never_see_a_pair(cyc_run, drawn, store_path):
+    with MapStore(store_path) as s:
+        galaxy, train_views, val_views = s.meta("galaxy_id"), set(s.split("train")), set(s.split("val"))
+    sources = {i for i, _ in drawn}
+    assert train_views <= sources and val_views <= sources  # training and validation batches were watched
+    assert all(galaxy[i] != galaxy[j] for i, j in drawn)  # ... and no target came from its source's galaxy
+    rows = list(csv.DictReader(open(cyc_run / "logs" / "csv" / "version_0" / "metrics.csv")))
+    val = [(float(r["val_loss"]), float(r["val_cycle_error"]), int(r["epoch"])) for r in rows if r.get("val_loss")]
+    assert all(loss == cycle for loss, cycle, _ in val)  # the selection signal is the cycle error
+    best = torch.load(cyc_run / "checkpoints" / "best.ckpt", weights_only=True)
+    assert best["epoch"] == min(val)[2]
 
 
 def test_image_pool_returns_past_fakes_once_full():

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from skymorph.cli import app
 from skymorph.errors import ConfigError
 from skymorph.evaluate.benchmark import parse_pairs, run_benchmark
-from skymorph.evaluate.metrics import calibration
+from skymorph.evaluate.metrics import calibration, calibration_nominal, rank_counts
 from skymorph.evaluate.report import cost_answers
 from skymorph.methods import make_method
 from skymorph.methods import samplers as vp
@@ -72,6 +72,62 @@ def test_nfe_counts_the_network_calls(sampler):
     assert vp.nfe("pc", 1000) == 2000  # score_sde_pytorch's default predictor-corrector
 
 
+@pytest.mark.parametrize("sampler", list(vp.SAMPLERS))
+def test_samplers_draw_on_the_asked_device_and_dtype(sampler):
+    """A float64 stand-in for a model's dtype: noise, times and samples all follow it."""
+    times = []
+
+    def eps64(x, t):
+        times.append((x.dtype, t.dtype, t.device))
+        return gaussian_eps(x, t).double()
+    draw = [vp.sample(eps64, (2, 1, 2, 2), sampler, 2, torch.Generator("cpu").manual_seed(0), "cpu", torch.float64)
+            for _ in range(2)]
+    assert draw[0].dtype == torch.float64 and draw[0].device.type == "cpu" and torch.equal(*draw)
+    assert set(times) == {(torch.float64, torch.float64, torch.device("cpu"))}
+
+
+@pytest.mark.parametrize("sampler, steps", [("em", 300), ("dpm++", 30)])
+def test_samplers_follow_a_non_default_schedule(sampler, steps):
+    sched = vp.VPSchedule(0.1, 30.0)  # samples under the default schedule miss the mean by 0.06 or more
+
+    def eps(x, t):
+        a, s = (v.view(-1, 1, 1, 1) for v in sched.marginal(t.double()))
+        return (s * (x.double() - a * M) / (a**2 * S**2 + s**2)).float()
+    assert float(sched.log_alpha_bar(torch.tensor(1.0))) == pytest.approx(-(0.1 + 0.5 * 29.9))
+    x = vp.sample(eps, (4000, 1, 2, 2), sampler, steps, torch.Generator().manual_seed(1), schedule=sched)
+    assert float(x.mean()) == pytest.approx(M, abs=0.02) and float(x.std()) == pytest.approx(S, rel=0.03)
+    with pytest.raises(ConfigError, match="need 0 <= beta_min <= beta_max"):
+        vp.VPSchedule(5.0, 1.0)
+
+
+@pytest.mark.parametrize("method", ["indi", "score_sde"])
+def test_diffusion_methods_draw_noise_in_the_maps_dtype(method):
+    """float64 maps as a stand-in for a model's dtype (the network replaced by a linear map of x_t)."""
+    m = make_method(method, 1, base_channels=8, depth=2, prior=False)
+    seen = set()
+
+    def stub(x, t, source):
+        seen.add((x.dtype, t.dtype, x.device))
+        return 0.5 * x
+    setattr(m, "predict" if method == "indi" else "eps", stub)
+    src = torch.randn(2, 1, 16, 16, dtype=torch.float64)
+    a = m.translate(src, steps=3, seed=0, n_samples=2)
+    assert a.dtype == torch.float64 and torch.equal(a, m.translate(src, steps=3, seed=0, n_samples=2))
+    assert m.validation_loss({"source": src, "target": src}).dtype == torch.float64
+    assert seen == {(torch.float64, torch.float64, torch.device("cpu"))}
+
+
+def test_indi_p_one_is_the_share_of_training_at_the_start_map():
+    m = make_method("indi", 1, base_channels=8, depth=2, prior=False, p_one=1.0)
+    torch.nn.init.normal_(m.net.out.weight, std=0.1)
+    src, tgt = torch.randn(4, 1, 16, 16), torch.randn(4, 1, 16, 16)
+    with torch.no_grad():  # every t is 1: the objective is the regression from the start map, whatever the noise
+        at_one = torch.nn.functional.l1_loss(m.predict(src, torch.ones(4), src), tgt)
+        assert all(torch.allclose(m.objective(src, tgt, torch.Generator().manual_seed(k)), at_one) for k in range(3))
+        m.p_one = 0.0
+        assert not torch.allclose(m.objective(src, tgt, torch.Generator().manual_seed(0)), at_one)
+
+
 def test_score_sde_samples_are_reproducible_and_independent():
     m = make_method("score_sde", 1, base_channels=8, depth=2, prior=False, sampler="dpm++")
     m.eps = lambda x, t, src: gaussian_eps(x, t)  # the exact score, so samples are N(M, S^2)
@@ -120,18 +176,24 @@ def test_indi_with_the_exact_conditional_mean_reaches_the_clean_signal():
         np.testing.assert_allclose(iterate(lambda x, t: clean, torch.zeros(8, 1, 1, 1), steps, e), clean, atol=1e-6)
 
 
-def test_calibration_of_a_calibrated_and_an_overconfident_ensemble():
+def test_map_calibration_is_read_against_its_nominal_at_the_ensemble_size_used():
+    """On log10 maps, per view: K = 8 calibrated samples cover at the order-statistic nominal 7/9 (not
+    0.68), too narrow ones far below it."""
     rng = np.random.default_rng(0)
     eps = 1e-8
-    centre = rng.normal(size=(4, 32, 32))
+    centre = rng.normal(size=(4, 64, 64))
     truth = centre + rng.normal(size=centre.shape)
-    samples = centre + rng.normal(size=(200, *centre.shape))
+    samples = centre + rng.normal(size=(8, *centre.shape))
     phys = lambda logs: 10.0**logs - eps  # noqa: E731  (calibration works on log10(x + eps))
+    nominal = calibration_nominal(8)
+    assert nominal["coverage68"] == nominal["coverage95"] == pytest.approx(7 / 9)
     good = calibration(phys(samples), phys(truth), eps)
-    assert np.allclose(good["coverage68"], 0.68, atol=0.04) and np.allclose(good["coverage95"], 0.95, atol=0.02)
-    assert np.allclose(good["spread_skill"], np.sqrt(1 + 1 / 200), rtol=0.06)
+    assert np.allclose(good["coverage68"], 7 / 9, atol=0.03) and np.allclose(good["coverage95"], 7 / 9, atol=0.03)
+    assert np.allclose(good["spread_skill"], nominal["spread_skill"], rtol=0.06)
     narrow = calibration(phys(centre + 0.3 * (samples - centre)), phys(truth), eps)
     assert np.all(narrow["coverage68"] < 0.35) and np.all(narrow["spread_skill"] > 3)
+    ranks = rank_counts(phys(samples), phys(truth), eps)
+    assert len(ranks["counts"]) == 9 and sum(ranks["counts"]) == truth.size
 
 
 @pytest.fixture(scope="module")
@@ -145,24 +207,26 @@ def diffusion_bench(store_path, tmp_path_factory):
 
 def test_benchmark_sweeps_quality_against_cost(diffusion_bench):
     out, res = diffusion_bench
-    pair = json.loads((out / "results.json").read_text())["gas-hi"]
+    pair = json.loads((out / "results.json").read_text())["pairs"]["gas-hi"]["methods"]
     assert [(p["sampler"], p["steps"], p["nfe"]) for p in pair["score_sde"]["sweep"]] == [
         ("dpm++", 1, 1), ("dpm++", 3, 3), ("em", 1, 1), ("em", 3, 3)]
     assert [(p["sampler"], p["nfe"]) for p in pair["indi"]["sweep"]] == [("indi", 1), ("indi", 3)]
     assert len(pair["unet"]["sweep"]) == 1 and "calibration" not in pair["unet"]
-    cal = pair["indi"]["calibration"]["metrics"]
-    assert 0 <= cal["coverage68"]["median"] <= cal["coverage95"]["median"] <= 1
+    cal = pair["indi"]["calibration"]
+    assert 0 <= cal["metrics"]["coverage68"]["median"] <= cal["metrics"]["coverage95"]["median"] <= 1
+    assert cal["nominal"]["coverage68"] == pytest.approx(0.5) and len(cal["rank"]["counts"]) == 4  # K = 3: j = 1
     answers = cost_answers("gas-hi", pair)
     assert len(answers) == 2 and all(a.count("NFE") >= 2 for a in answers)
     md = (out / "results.md").read_text()
-    assert "quality versus cost" in md and "uncertainty" in md and "than unet" in md
+    assert "quality versus cost" in md and "uncertainty" in md and "indi vs unet on pdf_w1" in md
     assert (out / "figures" / "gas-hi_quality_vs_cost.png").exists()
     assert (out / "figures" / "gas-hi_spread_error.png").exists()
+    assert (out / "figures" / "gas-hi_rank_histogram.png").exists()
 
 
 def test_translate_writes_samples_mean_and_spread(diffusion_bench, store_path, tmp_path):
     out, _ = diffusion_bench
-    run = out / "runs" / "gas-hi" / "score_sde"
+    run = out / "runs" / "gas-hi" / "score_sde" / "seed_0"
     pred = tmp_path / "p.h5"
     res = runner.invoke(app, ["translate", str(run), "--data", str(store_path), "--out", str(pred), "--steps", "2",
                               "--sampler", "ddim", "--samples", "3", "--seed", "7"])
@@ -189,7 +253,7 @@ def test_translate_writes_samples_mean_and_spread(diffusion_bench, store_path, t
 ])
 def test_bad_sampling_requests_are_one_clear_line(diffusion_bench, store_path, tmp_path, method, extra, message):
     out, _ = diffusion_bench
-    res = runner.invoke(app, ["translate", str(out / "runs" / "gas-hi" / method), "--data", str(store_path),
+    res = runner.invoke(app, ["translate", str(out / "runs" / "gas-hi" / method / "seed_0"), "--data", str(store_path),
                               "--out", str(tmp_path / "p.h5"), *extra])
     assert res.exit_code == 1
     err = res.stderr.strip()
@@ -198,5 +262,5 @@ def test_bad_sampling_requests_are_one_clear_line(diffusion_bench, store_path, t
 
 
 def test_benchmark_rejects_a_sampler_no_method_takes(store_path, tmp_path):
-    with pytest.raises(ConfigError, match="sampler 'heun' fits none of the methods unet, indi"):
+    with pytest.raises(ConfigError, match="--samplers: 'heun' fits none of the methods unet, indi"):
         run_benchmark(store_path, parse_pairs("gas:hi"), ["unet", "indi"], tmp_path, None, samplers=["heun"])

@@ -8,66 +8,114 @@ from typer.testing import CliRunner
 from skymorph.cli import app
 from skymorph.evaluate.benchmark import parse_pairs, run_benchmark
 from skymorph.evaluate.metrics import METRIC_NAMES
-from skymorph.errors import ConfigError
+from skymorph.errors import ConfigError, InputError, OutputExistsError
 
 runner = CliRunner()
-KEYS = {"mse_log", "psnr", "ssim", "pk_rel_err", "rk", "profile_rel_err", "mass_rel_err", "center_offset",
+KEYS = {"mse_log", "psnr", "ssim", "pk_err_dex", "rk", "profile_rel_err", "mass_rel_err", "center_offset",
         "asymmetry_err", "clumpiness_err", "concentration_err", "pdf_w1", "pdf_ks", "seconds_per_map", "nfe"}
+OPTIONS = {"base_channels": 8, "batch_size": 4}
 
 
 @pytest.fixture(scope="module")
 def bench(store_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     res = run_benchmark(store_path, parse_pairs("gas:dm"), ["baseline", "unet"], out, None, max_epochs=1,
-                        options={"base_channels": 8, "batch_size": 4}, progress=False)
+                        options=OPTIONS, progress=False)
     return out, res
 
 
-def test_results_hold_every_metric_with_percentiles(bench, store_path):
+def test_results_hold_every_metric_with_galaxy_intervals(bench, store_path):
     out, res = bench
     stored = json.loads((out / "results.json").read_text())
+    methods = stored["pairs"]["gas-dm"]["methods"]
     for method in ("baseline", "unet"):
-        m = stored["gas-dm"][method]["metrics"]
-        assert KEYS <= set(m)
-        for k in KEYS:
-            assert m[k]["p16"] <= m[k]["median"] <= m[k]["p84"] or k == "nfe"
-        assert m["nfe"]["median"] == (0 if method == "baseline" else 1)
-    info = stored["gas-dm"]["unet"]["info"]
+        m = methods[method]["metrics"]
+        assert set(METRIC_NAMES) <= set(m)
+        for k in METRIC_NAMES:
+            c = m[k]
+            assert c["lo"] <= c["median"] <= c["hi"] and c["galaxies"] == 1 and c["seeds"] == 1
+            assert c["p16"] <= c["median"] <= c["p84"]
+        per_view = methods[method]["per_view"]
+        assert len(per_view["galaxy_id"]) == len(per_view["mse_log"][0]) == methods[method]["info"]["n_views"]
+    info = methods["unet"]["info"]
     assert info["parameters"] > 1000 and info["train_minutes"] > 0 and info["unit"] == "Msun/kpc^2"
+    assert info["nfe"] == 1 and methods["baseline"]["info"]["nfe"] == 0
+    prov = stored["provenance"]
+    assert prov["store_fingerprint"] and prov["options"] == OPTIONS and prov["seeds"] == 1 and prov["skymorph_version"]
 
 
-def test_markdown_bolds_one_best_value_per_metric(bench):
+def test_verdicts_rest_on_paired_galaxy_differences(bench):
+    out, res = bench
+    verdicts = res["pairs"]["gas-dm"]["verdicts"]
+    assert {(v["method"], v["reference"], v["metric"]) for v in verdicts} == {("unet", "baseline", "mse_log"),
+                                                                               ("unet", "baseline", "pk_err_dex")}
+    for v in verdicts:
+        # one test galaxy: the bootstrap cannot separate anything beyond that galaxy's own difference
+        assert v["units"] == 1 and v["seeds"] == [1, 1] or v["seeds"] == (1, 1)
+        assert v["verdict"] in ("better", "worse", "no significant difference")
+    md = (out / "results.md").read_text()
+    assert "1 galaxies, 1 + 1 training seeds" in md and "store_fingerprint" in md
+
+
+def test_markdown_bolds_one_best_median_per_metric(bench):
     out, res = bench
     md = (out / "results.md").read_text()
-    rows = [line.split("|")[1:-1] for line in md.splitlines() if line.startswith("| baseline") or line.startswith("| unet")]
+    tables = [t for t in md.split("### ") if t.startswith("gas-dm: pixels")]
+    rows = [line.split("|")[1:-1] for line in tables[0].splitlines() if line.startswith(("| baseline", "| unet"))]
     assert len(rows) == 2
-    for col in range(1, 1 + len(METRIC_NAMES)):
-        bold = [r[col].strip().startswith("**") for r in rows]
-        assert sum(bold) <= 1
-    # the bold one is the better one (full-precision medians): lower mse_log, higher ssim
-    names = ["method", *METRIC_NAMES]
+    names = ["method", "mse_log", "mae_log", "psnr", "ssim"]
     cells = {r[0].strip(): {n: r[i].strip() for i, n in enumerate(names)} for r in rows}
     for metric, better in (("mse_log", min), ("ssim", max)):
-        num = {m: res["gas-dm"][m]["metrics"][metric]["median"] for m in cells}
+        num = {m: res["pairs"]["gas-dm"]["methods"][m]["metrics"][metric]["median"] for m in cells}
+        assert sum(cells[m][metric].startswith("**") for m in cells) <= 1
         if len(set(num.values())) > 1:
             assert cells[better(num, key=num.get)][metric].startswith("**")
-    assert "beats baseline" in md or "does NOT beat baseline" in md
+    cost = [t for t in md.split("### ") if t.startswith("gas-dm: cost")][0]
+    assert "**" not in cost  # cost is not a contest
 
 
-def test_report_is_self_contained(bench):
+def test_report_is_self_contained_and_states_its_provenance(bench):
     out, _ = bench
     page = (out / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == 3
     assert not re.search(r'(src|href)="(http|file|/)', page)
+    assert "store_fingerprint" in page and "(unit)" not in page
+    assert (out / "report.html").stat().st_mode & 0o777 == 0o666 & ~_umask()
 
 
-def test_rerun_reuses_finished_runs(bench, store_path):
+def _umask():
+    import os
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+def test_rerun_reuses_runs_with_the_same_key_and_retrains_on_any_change(bench, store_path):
     out, _ = bench
-    ckpt = out / "runs" / "gas-dm" / "unet" / "checkpoints" / "last.ckpt"
+    ckpt = out / "runs" / "gas-dm" / "unet" / "seed_0" / "checkpoints" / "last.ckpt"
     before = ckpt.stat().st_mtime_ns
-    run_benchmark(store_path, parse_pairs("gas:dm"), ["unet"], out, None, max_epochs=1,
-                  options={"base_channels": 8, "batch_size": 4}, progress=False)
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        run_benchmark(store_path, parse_pairs("gas:dm"), ["unet"], out, None, max_epochs=1, options=OPTIONS,
+                      progress=False)
+    run_benchmark(store_path, parse_pairs("gas:dm"), ["unet"], out, None, max_epochs=1, options=OPTIONS,
+                  progress=False, overwrite=True)
     assert ckpt.stat().st_mtime_ns == before
+    run_benchmark(store_path, parse_pairs("gas:dm"), ["unet"], out, None, max_epochs=1,
+                  options={**OPTIONS, "lr": 5e-4}, progress=False, overwrite=True)
+    changed = ckpt.stat().st_mtime_ns
+    assert changed != before
+    run_benchmark(store_path, parse_pairs("gas:dm"), ["unet"], out, None, max_epochs=1,
+                  options={**OPTIONS, "lr": 5e-4}, progress=False, overwrite=True, retrain=True)
+    assert ckpt.stat().st_mtime_ns != changed
+
+
+def test_benchmark_validates_every_pair_and_option_before_training(store_path, tmp_path):
+    out = tmp_path / "b"
+    with pytest.raises(InputError, match="'dmm'"):
+        run_benchmark(store_path, parse_pairs("gas:hi,gas:dmm"), ["baseline"], out, None, max_epochs=1)
+    with pytest.raises(ConfigError, match="base_chanels"):
+        run_benchmark(store_path, parse_pairs("gas:hi"), ["unet"], out, None, max_epochs=1, options={"base_chanels": 8})
+    assert not out.exists()
 
 
 def test_pairs_are_parsed():

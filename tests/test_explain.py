@@ -98,8 +98,8 @@ def test_probe_perturbations_do_what_they_say():
 
 
 def test_cli_writes_figures_and_arrays_and_keeps_outputs(runs, store_path, tmp_path):
-    args = ["explain", str(runs["cyclegan"]), "--data", str(store_path), "--index", "2", "--what", "generator",
-            "--method", "saliency", "--out", str(tmp_path)]
+    args = ["explain", str(runs["cyclegan"]), "--data", str(store_path), "--position", "2", "--what", "generator",
+            "--attribution", "saliency", "--out", str(tmp_path)]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     with np.load(tmp_path / "generator_saliency_test2.npz") as z:
@@ -116,12 +116,22 @@ def test_cli_writes_figures_and_arrays_and_keeps_outputs(runs, store_path, tmp_p
     assert (tmp_path / "probe_blur.md").read_text().count("\n| ") == 3 and (tmp_path / "probe_blur.png").exists()
 
 
+@pytest.mark.parametrize("args, flag", [
+    (["explain", "{cyc}", "--attribution", "lime", "--out", "{tmp}/e"], "--attribution"),
+    (["probe", "{cyc}", "--probe", "wobble", "--out", "{tmp}/p"], "--probe"),
+    (["explain", "{cyc}", "--split", "tset", "--out", "{tmp}/e"], "--split"),
+])
+def test_choices_are_validated_by_the_command_line(runs, store_path, tmp_path, args, flag):
+    args = [a.format(cyc=runs["cyclegan"], tmp=tmp_path) for a in args]
+    res = runner.invoke(app, [*args[:2], "--data", str(store_path), *args[2:]])
+    assert res.exit_code == 2 and f"Invalid value for '{flag}'" in " ".join(res.output.split())
+    assert not (tmp_path / "e").exists() and not (tmp_path / "p").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["explain", "{baseline}", "--what", "discriminator", "--out", "{tmp}/e"], "has no discriminator to explain"),
-    (["explain", "{cyc}", "--index", "3", "--out", "{tmp}/e"], "--index 3 outside the test split (0..2)"),
-    (["explain", "{cyc}", "--method", "lime", "--out", "{tmp}/e"], "--method 'lime': expected one of shap"),
+    (["explain", "{cyc}", "--position", "3", "--out", "{tmp}/e"], "--position 3 outside the test split (0..2)"),
     (["explain", "{cyc}", "--what", "generator", "--region", "0:40,0:8", "--out", "{tmp}/e"], "outside the 32x32"),
-    (["probe", "{cyc}", "--probe", "wobble", "--out", "{tmp}/p"], "unknown probe 'wobble'"),
     (["probe", "{cyc}", "--probe", "phase", "--levels", "0,2", "--out", "{tmp}/p"], "and <= 1"),
     (["evaluate", "{baseline}", "--reverse", "--out", "{tmp}/e"], "translates one way only"),
 ])

@@ -117,7 +117,7 @@ def test_cli_lensing_maps(tmp_path):
     out = tmp_path / "kappa.h5"
     res = runner.invoke(app, ["lensing", "maps", "--omega-m", "0.25:0.35", "--sigma8", "0.8", "--n-maps", "2",
                               "--field-deg", "5", "--npix", "32", "--z-source", "1.0", "--mesh", "16", "--box", "256",
-                              "--steps", "3", "--seed", "4", "--mask", str(tmp_path / "mask.npy"), "--out", str(out),
+                              "--pm-steps", "3", "--seed", "4", "--mask", str(tmp_path / "mask.npy"), "--out", str(out),
                               "--no-progress"])
     assert res.exit_code == 0, res.output
     with h5py.File(out) as f:

@@ -89,13 +89,13 @@ def test_mass_and_profile_errors_of_scaled_map():
 def test_power_spectrum_metrics_exact_cases():
     pred, truth = galaxy_pair(64)
     d = 0.5
-    assert M.pk_rel_err(truth, truth, d) == 0.0
+    assert M.pk_err_dex(truth, truth, d) == 0.0
     # P scales as the square of the amplitude: a map 2x too bright has P_pred / P_truth = 4.
-    assert M.pk_rel_err(2 * truth, truth, d) == pytest.approx(3.0, rel=1e-10)
+    assert M.pk_err_dex(2 * truth, truth, d) == pytest.approx(np.log10(4.0), rel=1e-10)
     # r(k) is amplitude- and offset-invariant: 1 for a rescaled map, ~0 for an unrelated one.
     assert M.rk(2 * truth + 5.0, truth, d) == pytest.approx(1.0, abs=1e-12)
-    rng = np.random.default_rng(4)
-    assert abs(M.rk(rng.random((64, 64)), rng.random((64, 64)), d)) < 0.1
+    rng = np.random.default_rng(4)  # unrelated maps: zero on average (the few-mode low-k bins scatter)
+    assert abs(np.mean(M.rk(rng.random((40, 64, 64)), rng.random((40, 64, 64)), d))) < 0.05
     k, pp, pt = M.pk_curves(2 * truth, truth, d)
     np.testing.assert_allclose(pp / pt, 4.0, rtol=1e-10)
     assert k[0] == pytest.approx(2 * np.pi / (64 * d), rel=0.3)  # rad/kpc
@@ -103,17 +103,40 @@ def test_power_spectrum_metrics_exact_cases():
     assert np.all(np.abs(r) <= 1 + 1e-12) and r.shape == k.shape
 
 
-def test_spectral_summaries_are_means_over_ln_k():
-    """pk_rel_err weighs each linear k bin by dk / k, so each octave of scale counts equally."""
-    from scipy.ndimage import gaussian_filter
+def test_spectral_error_is_symmetric_in_excess_and_deficit():
+    """Twice and half the true power are the same error, log10 2 dex. The old figure, the mean over
+    ln k of |P_pred / P_true - 1|, gave 1.0 for the excess and 0.5 for the deficit, and could never
+    exceed 1 for any deficit: a map with almost no power scored better than one with 2x too much."""
     _, truth = galaxy_pair(64)
+    twice, half = np.sqrt(2.0) * truth, truth / np.sqrt(2.0)
+    for pred in (twice, half):
+        assert M.pk_err_dex(pred, truth, 0.5) == pytest.approx(np.log10(2.0), rel=1e-10)
+    k, pp2, pt = M.pk_curves(twice, truth, 0.5)
+    _, pph, _ = M.pk_curves(half, truth, 0.5)
+    old = [np.sum(np.abs(pp / pt - 1.0) / k) / np.sum(1.0 / k) for pp in (pp2, pph)]
+    assert old == pytest.approx([1.0, 0.5], rel=1e-10)
+    assert M.pk_err_dex(1e-6 * truth, truth, 0.5) == pytest.approx(12.0, rel=1e-10)  # no cap for a deficit
+
+
+def test_spectral_summaries_are_means_over_ln_k_up_to_half_nyquist():
+    """Each linear k bin weighs dk / k (each octave counts equally), over the bins centred at or below
+    half the Nyquist wavenumber (the range set by the map geometry, not by results)."""
+    from scipy.ndimage import gaussian_filter
+    pred, truth = galaxy_pair(64)
+    d = 0.5
     blurred = gaussian_filter(truth, 1.5, mode="wrap")
-    k, pp, pt = M.pk_curves(blurred, truth, 0.5)
-    rel = np.abs(pp / pt - 1.0)
-    by_hand = np.sum(rel / k) / np.sum(1.0 / k)
-    assert M.pk_rel_err(blurred, truth, 0.5) == pytest.approx(by_hand, rel=1e-12)
-    assert by_hand < rel.mean()  # the deficit grows with k, so the linear-bin mean is larger
-    assert M.map_metrics(blurred, truth, 0.5, 1e-3)["pk_rel_err"] == pytest.approx(by_hand, rel=1e-10)
+    k, pp, pt = M.pk_curves(blurred, truth, d)
+    keep = k <= 0.5 * np.pi / d + 0.5 * (k[1] - k[0])
+    assert keep.sum() == 16  # bins k_f .. 16 k_f of a 64^2 map
+    dex = np.abs(np.log10(pp / pt))
+    by_hand = np.sum(dex[keep] / k[keep]) / np.sum(1.0 / k[keep])
+    assert M.pk_err_dex(blurred, truth, d) == pytest.approx(by_hand, rel=1e-12)
+    assert by_hand < dex.mean()  # the deficit grows with k: the full linear-bin mean is larger
+    assert M.map_metrics(blurred, truth, d, 1e-3)["pk_err_dex"] == pytest.approx(by_hand, rel=1e-10)
+    _, r = M.rk_curve(pred, truth, d)
+    r_hand = np.sum(r[keep] / k[keep]) / np.sum(1.0 / k[keep])
+    assert M.rk(pred, truth, d) == pytest.approx(r_hand, rel=1e-12)
+    assert M.map_metrics(pred, truth, d, 1e-3)["rk"] == pytest.approx(r_hand, rel=1e-10)
 
 
 def test_asymmetry_symmetric_zero_one_sided_large():
@@ -179,7 +202,7 @@ def test_pixel_pdf_distances():
 def test_map_metrics_keys_and_perfect_prediction():
     pred, truth = galaxy_pair(64)
     m = M.map_metrics(pred, truth, 0.5, 10.0)
-    assert list(m) == ["mse_log", "mae_log", "psnr", "ssim", "pk_rel_err", "rk", "profile_rel_err",
+    assert list(m) == ["mse_log", "mae_log", "psnr", "ssim", "pk_err_dex", "rk", "profile_rel_err",
                        "mass_rel_err", "center_offset", "asymmetry_err", "clumpiness_err",
                        "concentration_err", "pdf_w1", "pdf_ks"]
     assert all(isinstance(v, float) and np.isfinite(v) for v in m.values())

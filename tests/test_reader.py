@@ -114,9 +114,11 @@ def snapshot(tmp_path):
 
 def test_load_subset_concatenates_chunks(snapshot):
     base, subs = snapshot
-    raw = loadSubset(base, 99, "gas", ["Masses"])
-    assert raw["count"] == sum(30 + i for i in range(3)) + 2 * 7
-    assert loadSubhalos(base, 99, ["SubhaloLenType"])["count"] == 3
+    n_gas = sum(30 + i for i in range(3)) + 2 * 7
+    assert loadSubset(base, 99, "gas", ["Masses"]).shape == (n_gas,)  # one field: the bare array
+    both = loadSubset(base, 99, "gas", ["Masses", "Density"])
+    assert both["count"] == n_gas and both["Density"].shape == (n_gas,)
+    assert loadSubhalos(base, 99, "SubhaloLenType").shape == (3, 6)
 
 
 @pytest.mark.parametrize("with_offsets", [False, True])
@@ -128,7 +130,7 @@ def test_load_subhalo_returns_exactly_its_particles(tmp_path, with_offsets):
     for sid in range(4):
         for pt, name in ((0, "gas"), (1, "dm"), (4, "stars")):
             got = loadSubhalo(base, 33, sid, name, ["Coordinates"])
-            assert np.array_equal(got["Coordinates"], subs[sid][pt]["Coordinates"])
+            assert np.array_equal(got, subs[sid][pt]["Coordinates"])
 
 
 def test_tng_source_matches_the_cutout_reader(snapshot, tmp_path):
@@ -150,3 +152,93 @@ def test_unknown_subhalo_and_snapshot(snapshot):
         loadSubhalo(base, 99, 3, "gas", ["Masses"])
     with pytest.raises(InputError, match="no snapshot 098"):
         TNGSimulation(base, 98)
+
+
+def _drop_attr(path, name):
+    import h5py
+    with h5py.File(path, "r+") as f:
+        del f["Header"].attrs[name]
+    return path
+
+
+@pytest.mark.parametrize("name", ["Time", "HubbleParam", "BoxSize", "Omega0"])
+def test_missing_header_attribute_for_the_conversion_is_named(cutout, name):
+    with pytest.raises(InputError, match=f"cutout_0.hdf5: Header attribute '{name}' missing"):
+        read_cutout(_drop_attr(cutout, name))
+
+
+def test_missing_omega_baryon_warns_with_file_and_attribute(cutout):
+    with pytest.warns(UserWarning, match="cutout_0.hdf5: Header attribute 'OmegaBaryon' missing; assuming TNG's 0.0486"):
+        header = read_cutout(_drop_attr(cutout, "OmegaBaryon"), ("gas",))["header"]
+    assert header.omega_b == 0.0486 and header.omega_m == 0.3  # the file's own Omega0 is kept
+
+
+def test_dm_without_masses_needs_the_mass_table(cutout):
+    with pytest.raises(InputError, match="cutout_0.hdf5: PartType1 has no Masses field and Header attribute 'MassTable'"):
+        read_cutout(_drop_attr(cutout, "MassTable"), ("dm",))
+    assert len(read_cutout(cutout, ("gas", "stars"))["gas"]) == 200  # species with Masses do not need it
+
+
+def test_snapshot_chunk_without_particle_counts_is_named(snapshot):
+    base, _ = snapshot
+    _drop_attr(base / "snapdir_099" / "snap_099.1.hdf5", "NumPart_ThisFile")
+    with pytest.raises(InputError, match=r"snap_099\.1\.hdf5: Header attribute 'NumPart_ThisFile' missing"):
+        loadSubset(base, 99, "gas", "Masses")
+
+
+@pytest.fixture
+def no_stars_in_chunk0(tmp_path):
+    """Three subhaloes over three chunks; chunk 0 has no PartType4 at all."""
+    rng = np.random.default_rng(6)
+    subs = [{0: gas_fields(40 + i, rng, c), 1: _dm(70 + i, rng, c), 4: _stars(30 + i, rng, c)}
+            for i, c in enumerate([(100.0, 100, 100), (140.0, 100, 100), (3000.0, 3000, 3000)])]
+    base = tmp_path / "output"
+    write_snapshot(base, 50, subs, groups=[[0, 1], [2]], fuzz=4, n_chunks=3, rng=rng, skip_first=(4,))
+    return base, subs
+
+
+def test_tng_source_finds_the_part_types_beyond_chunk_0(no_stars_in_chunk0, tmp_path):
+    import h5py
+    base, subs = no_stars_in_chunk0
+    with h5py.File(base / "snapdir_050" / "snap_050.0.hdf5") as f:
+        assert "PartType4" not in f
+    src = TNGSimulation(base, 50)
+    for i, sub in enumerate(subs):
+        g = src.load(i)
+        cut = read_cutout(write_cutout(tmp_path / f"c{i}.hdf5", {f"PartType{k}": v for k, v in sub.items()}))
+        for name in ("gas", "dm", "stars"):
+            assert np.array_equal(g.particles[name].mass, cut[name].mass)
+            assert np.allclose(g.particles[name].pos + g.centre_kpc, cut[name].pos)
+
+
+def test_maps_build_from_a_snapshot_without_stars_in_chunk_0(no_stars_in_chunk0, tmp_path):
+    from skymorph.data.build import build_dataset
+    from skymorph.data.store import MapStore
+    from skymorph.sim.sources import open_source
+    base, subs = no_stars_in_chunk0
+    out = build_dataset(open_source(base, 50), tmp_path / "maps.h5", domains="star,gas", size=16, rotations=0,
+                        fov_ref="star", progress=False)
+    with MapStore(out) as s:
+        assert s.n == 3 and list(s.meta("galaxy_id")) == [0, 1, 2]
+        assert (s.meta("n_particles")[:, 2] > 0).all()  # stars were projected
+        assert (s.maps("star", 0) > 0).any()
+
+
+def test_no_chunk_with_the_part_type(tmp_path):
+    rng = np.random.default_rng(8)
+    base = tmp_path / "output"
+    write_snapshot(base, 51, [{0: gas_fields(20, rng), 1: _dm(30, rng)}], groups=[[0]], fuzz=2, n_chunks=3, rng=rng,
+                   gc_chunks=[(1, 1)])
+    assert len(TNGSimulation(base, 51).load(0, ("gas", "dm")).particles["dm"]) == 30
+    with pytest.raises(InputError, match=r"snapdir_051: missing part type stars \(PartType4\) in all 3 chunks"):
+        TNGSimulation(base, 51).load(0)
+
+
+@pytest.mark.parametrize("first", ["skymorph.maps", "skymorph.maps.views", "skymorph.data.build"])
+def test_maps_package_exports_import_without_cycles(first):
+    import subprocess
+    import sys
+    code = (f"import {first}\nfrom skymorph.maps import (DOMAINS, REF_TYPES, Domain, ViewSet, face_on_rotation, "
+            "get_domains, project_channels, project_mean, project_particles, render_views, view_rotations)\n"
+            "from skymorph.maps import projection\nassert project_particles is projection.project_particles")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)

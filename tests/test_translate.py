@@ -240,3 +240,102 @@ def test_ema_warms_up_then_keeps_its_decay():
         expect = v if expect is None else d * expect + (1 - d) * v
         assert ema.module.weight.item() == pytest.approx(expect, rel=1e-6, abs=1e-12)
     assert abs(ema.module.weight.item()) < 1e-6  # 200 steps at decay 0.9 forget the start
+
+
+def test_method_options_are_strict_declared_once_and_configurable(store_path, tmp_path):
+    from skymorph.methods import METHODS
+    from skymorph.methods.samplers import VPSchedule
+
+    with pytest.raises(ConfigError, match=r"method 'unet' has no option 'base_chanels'; its options: base_channels,"):
+        make_method("unet", 1, base_chanels=8)
+    fields = TrainConfig.model_fields
+    for name, cls in METHODS.items():  # one default per option: the class's is the config's
+        declared = {k: v for k, v in cls.option_defaults().items() if k != "target_norm"}  # target_norm: from norms
+        assert {k: fields[k].default for k in declared} == declared, name
+    cfg = _cfg(store_path, method="cyclegan", lambda_cycle=3.0, lambda_identity=0.2, pool_size=7, p_one=0.9)
+    assert set(cfg.method_options()) == set(METHODS["cyclegan"].option_defaults())  # only its own: no p_one
+    cyc = make_method("cyclegan", 1, **cfg.method_options())
+    assert (cyc.lambda_cycle, cyc.lambda_identity, cyc.pool_a.size) == (3.0, 0.2, 7)
+    indi = make_method("indi", 1, **_cfg(store_path, method="indi", p_one=0.9, indi_eps=0.1).method_options())
+    assert (indi.p_one, indi.eps) == (0.9, 0.1)
+    sde = make_method("score_sde", 1, **_cfg(store_path, method="score_sde", beta_max=5.0).method_options())
+    assert sde.schedule == VPSchedule(0.1, 5.0)
+    # set from a --config YAML, shown in the resolved config; a config.yaml without the new fields still loads
+    cfg.save(tmp_path / "config.yaml")
+    saved = TrainConfig.load(tmp_path / "config.yaml")
+    assert (saved.lambda_cycle, saved.pool_size, saved.deterministic) == (3.0, 7, True)
+    import yaml
+    new = ("lambda_cycle", "lambda_identity", "pool_size", "p_one", "beta_min", "beta_max", "deterministic")
+    old = {k: v for k, v in yaml.safe_load((tmp_path / "config.yaml").read_text()).items() if k not in new}
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(old))
+    assert TrainConfig.load(tmp_path / "old.yaml").lambda_cycle == 10.0
+
+
+def test_a_misspelt_config_key_is_named(tmp_path):
+    (tmp_path / "c.yaml").write_text("methd: unet\ndata: maps.h5\nsource: gas\ntarget: hi\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: unknown key 'methd' \(did you mean 'method'\?\)$"):
+        TrainConfig.load(tmp_path / "c.yaml")
+
+
+def test_a_missing_best_checkpoint_is_refused(unet_run, tmp_path):
+    run = shutil.copytree(unet_run, tmp_path / "nobest")
+    (run / "checkpoints" / "best.ckpt").unlink()
+    with pytest.raises(InputError, match="no checkpoints/best.ckpt"):
+        load_run(run)
+    assert load_run(run, which="last")[1].training is False
+
+
+def test_devices_resolve_and_batches_go_to_the_method(unet_run, store_path, monkeypatch):
+    from skymorph.methods.apply import method_metrics
+    from skymorph.devices import resolve_device
+    from skymorph.methods.base import TranslationMethod
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConfigError, match="unknown device 'gpu'; expected auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu")
+    with pytest.raises(ConfigError, match="unknown device 'cpu:1'"):
+        resolve_device("cpu:1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ConfigError, match="device 'cuda' asked for, but no CUDA GPU is available"):
+        load_run(unet_run, device="cuda")
+    cfg, method = load_run(unet_run, device="cpu")
+    assert method.device == torch.device("cpu")
+
+    seen = []
+
+    class OnMeta(TranslationMethod):  # a stand-in device: what reaches the method is moved there
+        device = torch.device("meta")
+
+        def translate(self, source, steps=None, seed=None, n_samples=1):
+            seen.append(source.device)
+            return torch.zeros(n_samples, *source.shape)
+
+        def validation_metrics(self, batch):
+            seen.extend([batch["source"].device, batch["target"].device])
+            return {"x": torch.tensor(1.0)}
+
+    with MapStore(store_path) as s:
+        src, truth = np.stack([s.maps("gas", [0, 1])], 1), s.maps("hi", [0, 1])
+    pred, _ = translate_maps(cfg, OnMeta(1), src)
+    assert pred.shape == (1, 2, 32, 32) and method_metrics(cfg, OnMeta(1), src, truth) == {"x": 1.0}
+    assert seen == [torch.device("meta")] * 3
+
+
+def test_deterministic_is_a_config_option_passed_to_the_trainer(store_path, tmp_path, monkeypatch):
+    import lightning
+
+    asked = {}
+
+    class Stop(Exception):
+        pass
+
+    def trainer(**kwargs):
+        asked.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(lightning, "Trainer", trainer)
+    for value in (False, True):
+        with pytest.raises(Stop):
+            train(_cfg(store_path, deterministic=value), tmp_path / str(value), progress=False)
+        assert asked["deterministic"] is value

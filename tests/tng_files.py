@@ -10,12 +10,14 @@ HEADER = {"BoxSize": 75000.0, "Time": 0.5, "Redshift": 1.0, "HubbleParam": 0.7, 
           "OmegaLambda": 0.7, "OmegaBaryon": 0.05, "MassTable": np.array([0, 2e-4, 0, 0, 0, 0.0])}
 
 
-def write_header(f: h5py.File, counts, **override) -> None:
+def write_header(f: h5py.File, counts, total=None, **override) -> None:
+    """Snapshot/cutout Header: cosmology, NumPart_ThisFile = ``counts``, NumPart_Total = ``total`` (else ``counts``)."""
     attrs = {**HEADER, **override}
     for k, v in attrs.items():
         f["Header"].attrs[k] = v if k != "MassTable" else np.asarray(v, dtype=np.float64)
     f["Header"].attrs["NumPart_ThisFile"] = np.asarray(counts, dtype=np.int64)
-    f["Header"].attrs["NumPart_Total"] = np.asarray(counts, dtype=np.int64)
+    f["Header"].attrs["NumPart_Total"] = np.asarray(counts if total is None else total, dtype=np.uint32)
+    f["Header"].attrs["NumPart_Total_HighWord"] = np.zeros(6, np.uint32)
 
 
 def write_cutout(path: Path, parts: dict, **header) -> Path:
@@ -42,19 +44,34 @@ def gas_fields(n: int, rng, centre=(1000.0, 1000.0, 1000.0), spread=5.0) -> dict
             "StarFormationRate": np.where(rng.uniform(size=n) < 0.3, 0.1, 0.0).astype(np.float32)}
 
 
+def _spread(n: int, n_chunks: int, skip_first: bool) -> list[slice]:
+    """Contiguous slices of n items over the chunks (none in chunk 0 with ``skip_first``)."""
+    first = 1 if skip_first else 0
+    cuts = [0] * first + [(c * n) // (n_chunks - first) for c in range(n_chunks - first + 1)]
+    return [slice(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:])]
+
+
 def write_snapshot(base: Path, snap: int, subhalo_parts: list[dict], groups: list[list[int]], fuzz: int,
-                   n_chunks: int, rng, offsets_file: bool = False) -> None:
-    """A chunked snapshot + group catalogue in Subfind order.
+                   n_chunks: int, rng, offsets_file: bool = False, skip_first=(), gc_chunks=None) -> None:
+    """A chunked snapshot + group catalogue in Subfind order, with TNG's headers.
 
     ``subhalo_parts[i]`` maps part type number -> {field: array} for subhalo i; ``groups`` lists the
-    subhaloes of each FoF group; each group gets ``fuzz`` extra gas/dm/star particles after its subhaloes.
+    subhaloes of each FoF group (an empty list: a halo without subhaloes, GroupFirstSub = -1); each
+    group gets ``fuzz`` extra particles of every type after its subhaloes. Part types in
+    ``skip_first`` have no particles (and no PartTypeN group) in chunk 0. ``gc_chunks`` lists
+    (groups, subhaloes) per catalogue chunk (default: all but the last, then the last); an
+    empty chunk has empty Group/Subhalo groups. ``offsets_file`` writes
+    postprocessing/offsets/offsets_NNN.hdf5 as TNG does.
     """
     per_type: dict[int, dict[str, list]] = {}
+    n_sub = len(subhalo_parts)
     group_len = np.zeros((len(groups), 6), np.int64)
-    sub_len = np.zeros((len(subhalo_parts), 6), np.int64)
-    sub_pos = np.zeros((len(subhalo_parts), 3))
+    sub_len = np.zeros((n_sub, 6), np.int64)
+    sub_pos = np.zeros((n_sub, 3))
+    sub_grnr = np.zeros(n_sub, np.int32)
     for gi, subs in enumerate(groups):
         for si in subs:
+            sub_grnr[si] = gi
             for pt, fields in subhalo_parts[si].items():
                 n = len(fields["Coordinates"])
                 sub_len[si, pt] = n
@@ -70,40 +87,54 @@ def write_snapshot(base: Path, snap: int, subhalo_parts: list[dict], groups: lis
                 template[k].append(extra.astype(example.dtype))
             group_len[gi, pt] += fuzz
     arrays = {pt: {k: np.concatenate(v) for k, v in fs.items()} for pt, fs in per_type.items()}
+    total = np.zeros(6, np.int64)
+    spread = {}
+    for pt, fs in arrays.items():
+        total[pt] = len(fs["Coordinates"])
+        spread[pt] = _spread(total[pt], n_chunks, pt in skip_first)
     snapdir = base / f"snapdir_{snap:03d}"
     snapdir.mkdir(parents=True)
+    chunk_first = np.zeros((n_chunks, 6), np.int64)
     for c in range(n_chunks):
         counts = np.zeros(6, np.int64)
         with h5py.File(snapdir / f"snap_{snap:03d}.{c}.hdf5", "w") as f:
             f.create_group("Header")
             for pt, fs in arrays.items():
-                n = len(fs["Coordinates"])
-                lo, hi = c * n // n_chunks, (c + 1) * n // n_chunks
-                counts[pt] = hi - lo
-                g = f.create_group(f"PartType{pt}")
-                for k, v in fs.items():
-                    g[k] = v[lo:hi]
-            write_header(f, counts, NumFilesPerSnapshot=n_chunks)
+                sl = spread[pt][c]
+                chunk_first[c, pt] = sl.start
+                counts[pt] = sl.stop - sl.start
+                if counts[pt]:
+                    g = f.create_group(f"PartType{pt}")
+                    for k, v in fs.items():
+                        g[k] = v[sl]
+            write_header(f, counts, total, NumFilesPerSnapshot=n_chunks)
     gdir = base / f"groups_{snap:03d}"
     gdir.mkdir()
-    first = np.cumsum([0] + [len(s) for s in groups])[:-1]
-    halfmass = np.full((len(subhalo_parts), 6), 3.0)
-    for c in range(2):  # group catalogue in two chunks, the second holding the last subhalo/group only
-        gsl = slice(0, len(groups) - 1) if c == 0 else slice(len(groups) - 1, None)
-        ssl = slice(0, len(subhalo_parts) - 1) if c == 0 else slice(len(subhalo_parts) - 1, None)
+    nsubs = np.array([len(s) for s in groups])
+    first = np.where(nsubs > 0, np.cumsum(nsubs) - nsubs, -1)
+    group_cat = {"GroupLenType": group_len, "GroupFirstSub": first.astype(np.int32), "GroupNsubs": nsubs.astype(np.int32),
+                 "GroupPos": np.array([sub_pos[s[0]] if s else np.zeros(3) for s in groups]),
+                 "GroupMass": (group_len * [1e-5, 2e-4, 0, 0, 2e-5, 1e-6]).sum(1).astype(np.float32)}
+    sub_cat = {"SubhaloLenType": sub_len.astype(np.int32), "SubhaloPos": sub_pos, "SubhaloGrNr": sub_grnr,
+               "SubhaloHalfmassRadType": np.full((n_sub, 6), 3.0, np.float32)}
+    gc_chunks = gc_chunks or [(len(groups) - 1, n_sub - 1), (1, 1)]
+    ng0, ns0 = np.cumsum([[0, 0]] + [list(c) for c in gc_chunks], axis=0).T
+    for c, (ng, ns) in enumerate(gc_chunks):
         with h5py.File(gdir / f"fof_subhalo_tab_{snap:03d}.{c}.hdf5", "w") as f:
             f.create_group("Header")
-            write_header(f, np.zeros(6))
-            f["Group/GroupLenType"] = group_len[gsl]
-            f["Group/GroupFirstSub"] = first[gsl]
-            f["Group/GroupNsubs"] = np.array([len(s) for s in groups])[gsl]
-            f["Subhalo/SubhaloLenType"] = sub_len[ssl]
-            f["Subhalo/SubhaloPos"] = sub_pos[ssl]
-            f["Subhalo/SubhaloHalfmassRadType"] = halfmass[ssl]
+            for k, v in {**{k: v for k, v in HEADER.items() if k != "MassTable"}, "NumFiles": len(gc_chunks),
+                         "Ngroups_ThisFile": ng, "Ngroups_Total": len(groups),
+                         "Nsubgroups_ThisFile": ns, "Nsubgroups_Total": n_sub}.items():
+                f["Header"].attrs[k] = np.int32(v) if isinstance(v, (int, np.integer)) else v
+            for name, cat, lo, n in (("Group", group_cat, ng0[c], ng), ("Subhalo", sub_cat, ns0[c], ns)):
+                g = f.create_group(name)
+                for k, v in cat.items():
+                    if n:
+                        g[k] = v[lo:lo + n]
     if offsets_file:
         odir = base.parent / "postprocessing" / "offsets"
         odir.mkdir(parents=True)
-        goff = np.concatenate([np.zeros((1, 6), np.int64), np.cumsum(group_len, 0)[:-1]])
+        goff = np.cumsum(group_len, 0) - group_len
         offs = np.zeros_like(sub_len)
         for gi, subs in enumerate(groups):
             run = goff[gi].copy()
@@ -111,4 +142,8 @@ def write_snapshot(base: Path, snap: int, subhalo_parts: list[dict], groups: lis
                 offs[si] = run
                 run = run + sub_len[si]
         with h5py.File(odir / f"offsets_{snap:03d}.hdf5", "w") as f:
+            f["FileOffsets/Group"] = ng0[:-1].astype(np.int64)
+            f["FileOffsets/Subhalo"] = ns0[:-1].astype(np.int64)
+            f["FileOffsets/SnapByType"] = chunk_first
+            f["Group/SnapByType"] = goff
             f["Subhalo/SnapByType"] = offs

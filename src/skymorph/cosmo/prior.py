@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from skymorph.cosmo.massmap import LensingData, _fourier, choose_smoothing, mode_power, read_lensing_file, ring_spectrum
 from skymorph.errors import ConfigError, InputError, SkymorphError
+from skymorph.devices import resolve_device
 from skymorph.methods.config import RunConfig
 from skymorph.methods.training import (checkpoint_state, cosine_lr_scale, ema_weights, fit_run, prepare_run_folder,
                                        warm_ema)
@@ -55,6 +56,7 @@ class PriorConfig(RunConfig):
     depth: int = 3
     ema_decay: float = 0.999
     grad_clip: float = 1.0
+    deterministic: bool = True  # deterministic kernels (some CUDA kernels have none: False to train there)
     sigma_min: float = 1e-3
     sigma_max_factor: float = 5.0  # sigma_max = factor x the pixel standard deviation of the maps
     val_fraction: float = 0.1
@@ -103,7 +105,7 @@ class ScoreNet(nn.Module):
 
     def score(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         """grad log p_sigma(x) (1 / kappa units)."""
-        return -self.eps(x, torch.full((len(x),), sigma, dtype=x.dtype)) / sigma
+        return -self.eps(x, torch.full((len(x),), sigma, dtype=x.dtype, device=x.device)) / sigma
 
 
 def _dihedral(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -126,8 +128,8 @@ class PriorModule(L.LightningModule):
 
     def loss(self, net: ScoreNet, kappa: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
         lo, hi = net.log_sigma
-        sigma = torch.exp(lo + (hi - lo) * torch.rand(len(kappa), generator=gen))
-        z = torch.randn(kappa.shape, generator=gen)
+        sigma = torch.exp(lo + (hi - lo) * torch.rand(len(kappa), generator=gen, device=kappa.device))
+        z = torch.randn(kappa.shape, generator=gen, device=kappa.device, dtype=kappa.dtype)
         return torch.mean((net.eps(kappa + sigma.view(-1, 1, 1) * z, sigma) - z) ** 2)
 
     def configure_optimizers(self):
@@ -151,7 +153,7 @@ class PriorModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         """The EMA network's loss at seeded noise levels and noise: comparable across epochs."""
-        gen = torch.Generator().manual_seed(batch_idx)
+        gen = torch.Generator(batch[0].device).manual_seed(batch_idx)
         self.log("val_loss", self.loss(self.ema.module, batch[0], gen), prog_bar=True, batch_size=len(batch[0]))
 
 
@@ -179,11 +181,12 @@ def _fill(cfg: PriorConfig, data: LensingData) -> PriorConfig:
 
 
 def train_prior(data, out, max_epochs: int | None = None, max_minutes: float | None = None, resume: bool = False,
-                overwrite: bool = False, progress: bool = True, **options) -> Path:
-    """Train the score prior on the convergence maps of ``data`` (a kappa.h5) into run folder ``out``;
-    the last ``val_fraction`` of the maps validate. ``resume`` continues a killed or finished run
-    (``max_epochs`` / ``max_minutes`` may be raised)."""
+                overwrite: bool = False, progress: bool = True, device: str = "cpu", **options) -> Path:
+    """Train the score prior on the convergence maps of ``data`` (a kappa.h5) into run folder ``out``
+    on ``device`` (auto, cpu, cuda, cuda:N); the last ``val_fraction`` of the maps validate. ``resume``
+    continues a killed or finished run (``max_epochs`` / ``max_minutes`` may be raised)."""
     out = Path(out)
+    dev = resolve_device(device)
     budget = {k: v for k, v in (("max_epochs", max_epochs), ("max_minutes", max_minutes)) if v is not None}
     prepare_run_folder(out, resume, overwrite)
     if resume:
@@ -204,13 +207,16 @@ def train_prior(data, out, max_epochs: int | None = None, max_minutes: float | N
     loader = DataLoader(TensorDataset(kappa[train]), cfg.batch_size, shuffle=True, drop_last=train.stop > cfg.batch_size)
     val_loader = DataLoader(TensorDataset(kappa[val]), cfg.batch_size)
     fit_run(out, PriorModule(cfg), loader, val_loader, resume, cfg.max_epochs, cfg.max_minutes, progress,
-            accelerator="cpu", devices=1, gradient_clip_val=cfg.grad_clip)
+            cfg.deterministic, accelerator=dev.type, devices=[dev.index or 0] if dev.type == "cuda" else 1,
+            gradient_clip_val=cfg.grad_clip)
     return out
 
 
-def load_prior(run, which: str = "best") -> tuple[PriorConfig, ScoreNet]:
-    """The config and the EMA score network of a prior run (checkpoint ``which``: best or last)."""
+def load_prior(run, which: str = "best", device: str = "cpu") -> tuple[PriorConfig, ScoreNet]:
+    """The config and the EMA score network of a prior run (checkpoint ``which``: best or last), on
+    ``device`` (auto, cpu, cuda, cuda:N)."""
     run = Path(run)
+    dev = resolve_device(device)
     if not (run / CONFIG_NAME).exists():
         raise InputError(f"{run}: no {CONFIG_NAME} (not a 'skymorph lensing train-prior' run folder)")
     cfg = PriorConfig.load(run / CONFIG_NAME)
@@ -221,7 +227,7 @@ def load_prior(run, which: str = "best") -> tuple[PriorConfig, ScoreNet]:
     except RuntimeError as exc:
         raise InputError(f"{run}/checkpoints: weights do not fit the network of {run / CONFIG_NAME}: "
                          f"{str(exc).splitlines()[0]}") from None
-    return cfg, net.eval()
+    return cfg, net.to(dev).eval()
 
 
 def check_geometry(cfg: PriorConfig, data: LensingData) -> None:

@@ -43,7 +43,7 @@ def _check_grid(mesh: int, particles: int, box: float, steps: int):
     if not box > 0:
         raise ConfigError(f"--box {box}: must be a positive length in Mpc/h")
     if steps < 1:
-        raise ConfigError(f"--steps {steps}: need at least one step")
+        raise ConfigError(f"--pm-steps {steps}: need at least one step")
 
 
 def _noise(rng: np.random.Generator, n: int) -> torch.Tensor:

@@ -72,20 +72,33 @@ def _assemble(parts: Path, ids: list[int], domains) -> tuple[dict, dict]:
     return ({k: np.concatenate(v) for k, v in maps.items()}, {k: np.concatenate(v) for k, v in meta.items()})
 
 
+def check_splits(splits) -> tuple[float, float, float]:
+    """Train, val and test fractions: three numbers, val and test positive, summing to 1."""
+    f = tuple(float(x) for x in splits)
+    if len(f) != 3 or min(f) < 0 or f[1] <= 0 or f[2] <= 0 or abs(sum(f) - 1.0) > 1e-6:
+        raise ConfigError(f"--splits {','.join(f'{x:g}' for x in f)}: expected train,val,test fractions with val "
+                          f"and test positive, summing to 1 (e.g. 0.8,0.1,0.1)")
+    return f
+
+
 def build_dataset(source, out: str | Path, domains: str = ALL_DOMAINS, size: int = 64, rotations: int = 3,
                   fov: float = 1.0, fov_ref: str = "gas", seed: int = 0, workers: int = 1, overwrite: bool = False,
-                  face_edge: bool = False, progress: bool = True) -> Path:
-    """Render every galaxy of ``source`` and write the map store ``out``; resumes an interrupted build."""
+                  face_edge: bool = False, progress: bool = True, splits=(0.8, 0.1, 0.1)) -> Path:
+    """Render every galaxy of ``source`` and write the map store ``out``; resumes an interrupted build.
+    ``splits``: the train, val and test fractions of the galaxies."""
     doms = get_domains(domains)
-    if size < 4 or rotations < 0 or fov <= 0 or workers < 1:
-        raise ConfigError(f"need size >= 4, rotations >= 0, fov > 0, workers >= 1 "
-                          f"(got {size}, {rotations}, {fov}, {workers})")
+    for flag, value, ok, need in (("--size", size, size >= 4, "at least 4"),
+                                  ("--rotations", rotations, rotations >= 0, "0 or more"),
+                                  ("--fov", fov, fov > 0, "positive"), ("--workers", workers, workers >= 1, "at least 1")):
+        if not ok:
+            raise ConfigError(f"{flag} {value}: must be {need}")
+    splits = check_splits(splits)
     if fov_ref not in REF_TYPES:
         raise ConfigError(f"unknown --fov-ref {fov_ref!r}; expected gas, dm or star")
     out = check_output(out, overwrite)
     settings = {"domains": ",".join(d.name for d in doms), "size": size, "rotations": rotations, "fov": fov,
                 "fov_ref": fov_ref, "seed": seed, "face_edge": face_edge, "hi_model": HI_MODEL,
-                "source": source.description}
+                "source": source.description, "splits": list(splits)}
     parts = out.with_name(out.name + ".parts")
     settings_file = parts / "settings.json"
     if parts.exists() and settings_file.exists() and json.loads(settings_file.read_text()) != settings:
@@ -104,7 +117,7 @@ def build_dataset(source, out: str | Path, domains: str = ALL_DOMAINS, size: int
         raise
     maps, meta = _assemble(parts, ids, doms)
     write_store(out, maps, meta, doms, {"settings": settings, "source": source.description,
-                                        "hi_model": HI_MODEL}, seed)
+                                        "hi_model": HI_MODEL}, seed, splits)
     shutil.rmtree(parts)
     return out
 

@@ -33,24 +33,34 @@ class PairedMaps(Dataset):
     The HDF5 file is opened lazily in each data-loader worker. With ``augment``, one random flip /
     90-degree rotation is applied identically to source and target. ``norms`` defaults to the
     store's own (train-split) normalisation; a trained run passes the one it was trained with.
-    With ``paired=False`` the target is a random view of another galaxy of the split (unpaired
-    training), augmented independently of the source.
+    With ``paired=False`` the target is a view of another galaxy, from split ``target_split`` (default:
+    the same split), augmented independently of the source (unpaired batches): drawn anew at every
+    access, or with ``seed`` drawn once per view (a validation set, the same every epoch).
     """
 
     def __init__(self, path: str | Path, source: list[str], target: str, split: str = "train",
-                 augment: bool = False, norms: dict[str, LogStandardise] | None = None, paired: bool = True):
+                 augment: bool = False, norms: dict[str, LogStandardise] | None = None, paired: bool = True,
+                 target_split: str | None = None, seed: int | None = None):
         self.path = Path(path)
         self.source, self.target, self.augment, self.paired = list(source), target, augment, paired
         with MapStore(self.path) as store:
             check_pair(store, self.source, target)
             self.indices = store.split(split)
-            self.galaxy = None if paired else store.meta("galaxy_id")[self.indices]
-            if not paired and len(np.unique(self.galaxy)) < 2:
-                raise ConfigError(f"{self.path}: unpaired batches need views of two or more galaxies in the "
-                                  f"{split} split")
+            if not paired:
+                galaxy = store.meta("galaxy_id")
+                self.galaxy = galaxy[self.indices]
+                self.pool = store.split(target_split or split)
+                self.pool_galaxy = galaxy[self.pool]
+                if any(np.all(self.pool_galaxy == g) for g in np.unique(self.galaxy)):
+                    raise ConfigError(f"{self.path}: unpaired batches of the {split} split need target views of "
+                                      f"another galaxy in the {target_split or split} split")
             self.npix = store.npix
             self.norms = norms or {d: store.norm(d) for d in [*self.source, target]}
         self._file: h5py.File | None = None
+        self.partner = None
+        if not paired and seed is not None:
+            rng = np.random.default_rng(seed)
+            self.partner = [int(rng.choice(self.pool[self.pool_galaxy != g])) for g in self.galaxy]
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -62,7 +72,7 @@ class PairedMaps(Dataset):
 
     def __getitem__(self, item: int) -> dict:
         i = int(self.indices[item])
-        j = i if self.paired else self._other_galaxy(item)
+        j = i if self.paired else self.partner[item] if self.partner is not None else self._other_galaxy(item)
         src = torch.from_numpy(np.stack([self._maps(d, i) for d in self.source]))
         tgt = torch.from_numpy(self._maps(self.target, j)[None])
         if self.augment:
@@ -71,9 +81,9 @@ class PairedMaps(Dataset):
         return {"source": src, "target": tgt, "index": i, "target_index": j}
 
     def _other_galaxy(self, item: int) -> int:
-        """A random view of the split from a galaxy other than that of view ``item``."""
-        others = np.flatnonzero(self.galaxy != self.galaxy[item])
-        return int(self.indices[others[int(torch.randint(len(others), ()))]])
+        """A random target view from a galaxy other than that of view ``item``."""
+        others = np.flatnonzero(self.pool_galaxy != self.galaxy[item])
+        return int(self.pool[others[int(torch.randint(len(others), ()))]])
 
     def __getstate__(self):
         state = dict(self.__dict__)

@@ -6,6 +6,7 @@ galaxy); root attrs: skymorph version, settings, source, seed, units.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -45,9 +46,10 @@ def split_by_galaxy(galaxy_ids: np.ndarray, seed: int, fractions=(0.8, 0.1, 0.1)
 
 
 def write_store(path: Path, maps: dict[str, np.ndarray], meta: dict[str, np.ndarray], domains, attrs: dict,
-                seed: int) -> None:
-    """Write a complete store atomically: splits by galaxy, normalisation from the train split."""
-    splits = split_by_galaxy(meta["galaxy_id"], seed)
+                seed: int, fractions=(0.8, 0.1, 0.1)) -> None:
+    """Write a complete store atomically: splits by galaxy (train, val, test ``fractions``),
+    normalisation from the train split."""
+    splits = split_by_galaxy(meta["galaxy_id"], seed, fractions)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for d in domains:
@@ -129,6 +131,21 @@ class MapStore:
         if name not in self._f["splits"]:
             raise InputError(f"{self.path}: split {name!r} missing (have {', '.join(self._f['splits'])})")
         return self._f["splits"][name][()]
+
+    def galaxies(self, split: str) -> np.ndarray:
+        """Sorted galaxy ids of a split."""
+        return np.unique(self.meta("galaxy_id", self.split(split)))
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits identifying what a model trained on this store depends on: the galaxy ids of
+        each split, the domains and their normalisations, the map size and the build settings. The
+        same build moved or copied elsewhere keeps it; a rebuild with another seed or split does not."""
+        parts = {"splits": {k: self.galaxies(k).tolist() for k in sorted(self._f["splits"])},
+                 "domains": self.domains, "npix": int(self.npix),
+                 "norms": {d: vars(self.norm(d)) for d in self.domains},
+                 "settings": str(self._f.attrs.get("settings", ""))}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=float).encode()).hexdigest()[:16]
 
     def check_index(self, index: int) -> int:
         if not 0 <= index < self.n:

@@ -1,22 +1,43 @@
-"""Train (or reuse) every method for every domain pair under one budget, evaluate, and report."""
+"""Train (or reuse) every method for every domain pair and training seed under one budget, evaluate
+on the test split, and judge with intervals over galaxies (:mod:`skymorph.stats`).
+
+Everything is validated before the first training: pairs against the store, methods, samplers and
+every training option (each run's config is built first). A run is reused only when the hash of its
+full resolved config and of the store's fingerprint match (``<run>.key`` beside the run folder); any
+changed option retrains, ``retrain`` forces it.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+import warnings
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 
-from ..errors import ConfigError
+from .. import stats
+from ..atomic import write_text
+from ..data.dataset import check_pair
+from ..data.store import MapStore
+from ..errors import ConfigError, OutputExistsError
 from ..methods import method_class
 from ..methods.base import check_request
 from ..methods.config import TrainConfig
-from ..methods.training import CONFIG_NAME, TRAIN_SECONDS, fill_from_data, train
+from ..methods.training import TRAIN_SECONDS, fill_from_data, train
+from ..provenance import provenance
 from . import plots
-from .metrics import CALIBRATION_NAMES, METRIC_NAMES, spread_error_curve
-from .report import write_markdown, write_html
-from .runner import evaluate_run
+from .metrics import CALIBRATION_NAMES, HIGHER_IS_BETTER, METRIC_NAMES, spread_error_curve, summarise
+from .report import write_html, write_markdown
+from .runner import Evaluation, evaluate_run
 
 console = Console(stderr=True)
+
+HEADLINE = ("mse_log", "pk_err_dex")  # what every network must beat the baseline on
+VERSUS_UNET = ("pdf_w1", "pk_err_dex")  # do the stochastic methods keep the PDF and P(k) better than regression?
+CELL_LEVEL = 0.68  # interval of every metric cell
+VERDICT_LEVEL = 0.95  # interval of every paired difference
 
 
 def parse_pairs(spec: str) -> list[tuple[list[str], str]]:
@@ -24,7 +45,7 @@ def parse_pairs(spec: str) -> list[tuple[list[str], str]]:
     pairs = []
     for item in spec.split(","):
         if item.count(":") != 1:
-            raise ConfigError(f"pair {item!r}: expected source:target, e.g. gas:hi")
+            raise ConfigError(f"--pairs {item!r}: expected source:target, e.g. gas:hi")
         src, tgt = item.split(":")
         pairs.append(([s for s in src.split("+") if s], tgt))
     return pairs
@@ -34,20 +55,25 @@ def pair_name(source: list[str], target: str) -> str:
     return f"{'+'.join(source)}-{target}"
 
 
-def _trained(cfg: TrainConfig, run: Path, progress: bool) -> Path:
-    """Reuse a finished run of the same data, resume an interrupted one, or train afresh."""
-    if (run / CONFIG_NAME).exists():
-        saved = TrainConfig.load(run / CONFIG_NAME)
-        if (saved.method, saved.source, saved.target) != (cfg.method, cfg.source, cfg.target):
-            raise ConfigError(f"{run}: holds a {saved.method} run for {saved.source}->{saved.target}, "
-                              f"not {cfg.method} for {cfg.source}->{cfg.target}")
-        current = fill_from_data(cfg)
-        same_data = (saved.norms, saved.npix) == (current.norms, current.npix)
-        if same_data and (run / TRAIN_SECONDS).exists():
-            return run
-        if same_data and (run / "checkpoints" / "last.ckpt").exists():
-            return train(cfg, run, resume=True, progress=progress)
-    return train(cfg, run, overwrite=True, progress=progress)
+def run_key(cfg: TrainConfig, fingerprint: str) -> str:
+    """Hash of a resolved config (everything but the store's path) and of the store's fingerprint."""
+    blob = json.dumps({"config": cfg.model_dump(mode="json", exclude={"data"}), "store": fingerprint}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _trained(cfg: TrainConfig, run: Path, fingerprint: str, retrain: bool, progress: bool) -> tuple[Path, str]:
+    """(run, what happened): reuse a finished run of the same key, resume an interrupted one, or train afresh."""
+    key, key_file = run_key(fill_from_data(cfg), fingerprint), run.with_name(run.name + ".key")
+    same = not retrain and key_file.exists() and key_file.read_text().strip() == key
+    if same and (run / TRAIN_SECONDS).exists():
+        return run, "reused"
+    if same and (run / "checkpoints" / "last.ckpt").exists():
+        return train(cfg, run, resume=True, progress=progress), "resumed"
+    if run.exists():
+        shutil.rmtree(run)
+    run.parent.mkdir(parents=True, exist_ok=True)
+    write_text(key_file, key + "\n")
+    return train(cfg, run, progress=progress), "trained"
 
 
 def check_methods(methods: list[str], samplers: list[str] | None) -> None:
@@ -55,103 +81,206 @@ def check_methods(methods: list[str], samplers: list[str] | None) -> None:
     fitting = {s for m in methods for s in method_class(m).samplers}
     for s in samplers or []:
         if s not in fitting:
-            raise ConfigError(f"sampler {s!r} fits none of the methods {', '.join(methods)} "
+            raise ConfigError(f"--samplers: {s!r} fits none of the methods {', '.join(methods)} "
                               f"(they take: {', '.join(sorted(fitting))})")
 
 
-def _point(ev) -> dict:
+def _point(ev: Evaluation) -> dict:
     return {"sampler": ev.info["sampler"], "steps": ev.info["steps"], "nfe": ev.info["nfe"], "views": ev.info["n_views"],
             "seconds_per_map": ev.info["seconds_per_map"],
             "metrics": {k: ev.summary[k]["median"] for k in METRIC_NAMES}}
 
 
 def sweep(run: Path, data: Path, method: str, steps: list[int], samplers: list[str] | None, seed: int,
-          first, views: int | None = None) -> list[dict]:
+          first: Evaluation, views: int | None = None, device: str = "cpu") -> list[dict]:
     """Quality versus cost: medians of every metric for each fitting sampler and step count, over
-    ``views`` evenly spaced test views (default all).
-
-    A single-pass method (one sampler, one step) gives one point, its evaluation ``first``.
-    """
+    ``views`` evenly spaced test views (default all). A single-pass method gives one point, ``first``."""
     cls = method_class(method)
     if cls.samplers == ("direct",) or not cls.trainable:
         return [_point(first)]
     points = []
     for sampler in [s for s in cls.samplers if not samplers or s in samplers]:
         for n in steps:
-            ev = evaluate_run(run, data, "test", steps=n, seed=seed, sampler=sampler, views=views)
+            ev = evaluate_run(run, data, "test", steps=n, seed=seed, sampler=sampler, views=views, device=device)
             points.append(_point(ev))
-            console.print(f"    {method} {sampler} {n} steps: NFE {ev.info['nfe']}, "
-                          f"{ev.info['seconds_per_map']:.3g} s/map, pk_rel_err {ev.summary['pk_rel_err']['median']:.3g}, "
-                          f"mse_log {ev.summary['mse_log']['median']:.3g}")
+            console.print(f"    {method} {sampler} {n} steps: NFE {ev.info['nfe']}, {ev.info['seconds_per_map']:.3g} s/map, "
+                          f"pk_err_dex {ev.summary['pk_err_dex']['median']:.3g}, mse_log {ev.summary['mse_log']['median']:.3g}")
     return points
 
 
-def sweep_curves(pair: dict) -> dict[str, list[dict]]:
+def sweep_curves(methods: dict) -> dict[str, list[dict]]:
     """Sweep points of one pair grouped by method:sampler (single-pass methods: by method)."""
     out: dict[str, list[dict]] = {}
-    for m, res in pair.items():
+    for m, res in methods.items():
         for p in res.get("sweep", []):
             out.setdefault(m if p["sampler"] == "direct" else f"{m}:{p['sampler']}", []).append(p)
     return out
 
 
-def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[str], out: Path,
-                  max_minutes: float | None, max_epochs: int = 1000, options: dict | None = None, seed: int = 0,
-                  progress: bool = True, steps: list[int] | None = None, samplers: list[str] | None = None,
-                  n_samples: int = 1, sweep_views: int | None = None) -> dict:
-    """results[pair][method] = {'info': ..., 'metrics': {metric: {mean, median, p16, p84, n}}}, plus
-    'sweep' (quality versus cost, with ``steps``) and 'calibration' (stochastic methods, ``n_samples`` > 1)."""
+def _per_view(evs: list[Evaluation], names) -> dict[str, np.ndarray]:
+    """{metric: (seeds, views)} of the per-view values of each seed's evaluation."""
+    return {k: np.array([[r[k] for r in ev.rows] for ev in evs], dtype=np.float64) for k in names}
+
+
+def cells(per_view: dict[str, np.ndarray], galaxy: np.ndarray, seed: int) -> dict[str, dict]:
+    """Per metric: the median over views of the seed-mean values with its 68% interval from a bootstrap
+    over galaxies (``lo``, ``hi``), the spread over views (p16, p84), and with several seeds the
+    standard deviation of the per-seed medians (``seed_sd``)."""
+    out = {}
+    for k, v in per_view.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a view NaN in every seed (e.g. SSIM of a flat map)
+            mean = np.nanmean(v, axis=0)
+            seed_medians = np.nanmedian(v, axis=1)
+        iv = stats.bootstrap_interval(mean, galaxy, CELL_LEVEL, seed=seed)
+        spread = summarise([{k: x} for x in mean])[k]
+        out[k] = {**spread, "median": iv["value"], "lo": iv["lo"], "hi": iv["hi"], "galaxies": iv["units"],
+                  "seeds": int(len(v)), "seed_sd": float(np.std(seed_medians, ddof=1)) if len(v) > 1 else float("nan")}
+    return out
+
+
+def verdicts(per_view: dict[str, dict[str, np.ndarray]], galaxy: np.ndarray, stochastic: dict[str, bool],
+             seed: int) -> list[dict]:
+    """Paired per-galaxy verdicts: every other method against the baseline on :data:`HEADLINE`, every
+    stochastic method against unet on :data:`VERSUS_UNET`."""
+    out = []
+    for ref, names, who in (("baseline", HEADLINE, lambda m: True), ("unet", VERSUS_UNET, lambda m: stochastic[m])):
+        if ref not in per_view:
+            continue
+        for m in per_view:
+            if m == ref or not who(m):
+                continue
+            for k in names:
+                v = stats.paired_verdict(per_view[m][k], per_view[ref][k], galaxy, k in HIGHER_IS_BETTER,
+                                         VERDICT_LEVEL, seed=seed)
+                out.append({"method": m, "reference": ref, "metric": k, **v})
+    return out
+
+
+def _calibration(evs: list[Evaluation], seed: int) -> dict:
+    """Calibration cells over the seeds' evaluations with K samples, the nominal values at that K and
+    the rank histogram summed over seeds."""
+    first = evs[0].info
+    counts = np.sum([ev.info["calibration"]["rank"]["counts"] for ev in evs], axis=0)
+    chi2, p = stats.rank_uniformity(counts)
+    return {"info": {k: first[k] for k in ("n_samples", "sampler", "steps", "nfe", "seconds_per_map")},
+            "nominal": first["calibration"]["nominal"],
+            "metrics": cells(_per_view(evs, CALIBRATION_NAMES), evs[0].galaxy, seed),
+            "rank": {"counts": counts.tolist(), "chi2": chi2, "p_value": p}}
+
+
+def validate(data: Path, pairs, methods: list[str], max_minutes, max_epochs, options, seed: int, seeds: int,
+             steps, samplers, n_samples: int) -> dict[tuple[str, str, int], TrainConfig]:
+    """Every input checked before any work; the config of every run, keyed by (pair, method, seed)."""
     check_methods(methods, samplers)
     if steps is not None and (not steps or min(steps) < 1):
         raise ConfigError(f"--steps must be positive integers, got {steps}")
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be a positive integer, got {seeds}")
     check_request(None, n_samples)
+    with MapStore(data) as store:
+        for source, target in pairs:
+            check_pair(store, source, target)
+    cfgs = {}
+    for source, target in pairs:
+        for method in methods:
+            for s in range(seeds):
+                raw = {"method": method, "data": data, "source": source, "target": target, "max_minutes": max_minutes,
+                       "max_epochs": max_epochs, **(options or {}), "seed": seed + s}
+                cfgs[pair_name(source, target), method, s] = TrainConfig.build(raw, "benchmark options")
+    return cfgs
+
+
+def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[str], out: Path,
+                  max_minutes: float | None, max_epochs: int = 1000, options: dict | None = None, seed: int = 0,
+                  progress: bool = True, steps: list[int] | None = None, samplers: list[str] | None = None,
+                  n_samples: int = 1, sweep_views: int | None = None, seeds: int = 1, retrain: bool = False,
+                  overwrite: bool = False, device: str = "cpu") -> dict:
+    """Benchmark ``methods`` on ``pairs``; writes results.json, results.md, report.html and figures/ into ``out``.
+
+    Returns ``{"provenance": ..., "pairs": {name: {"methods": {method: {"info", "metrics", "per_view",
+    ["sweep"], ["calibration"]}}, "verdicts": [...]}}}``: metric cells with 68% intervals over test
+    galaxies; training seeds ``seed, seed + 1, ...`` (``seeds`` of them) per method and pair; verdicts on
+    the paired per-galaxy differences at 95%; the sweep over samplers and ``steps`` (first seed) and
+    the calibration with ``n_samples`` samples (stochastic methods).
+    """
     out = Path(out)
+    if (out / "results.json").exists() and not overwrite:
+        raise OutputExistsError(f"{out}/results.json: output exists (use --overwrite to replace it; "
+                                f"finished runs in {out}/runs are reused)")
+    cfgs = validate(data, pairs, methods, max_minutes, max_epochs, options, seed, seeds, steps, samplers, n_samples)
+    with MapStore(data) as store:
+        fingerprint = store.fingerprint
     out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, dict] = {}
+    pairs_out: dict[str, dict] = {}
     figures: dict[str, list[Path]] = {}
     for source, target in pairs:
         name = pair_name(source, target)
-        evs, extra, spreads = {}, {}, {}
+        label = f"{'+'.join(source)} -> {target}"
+        evs: dict[str, list[Evaluation]] = {}
+        res: dict[str, dict] = {}
+        spreads, ranks = {}, {}
         for method in methods:
-            cfg = TrainConfig.build({"method": method, "data": data, "source": source, "target": target,
-                                     "max_minutes": max_minutes, "max_epochs": max_epochs, "seed": seed,
-                                     **(options or {})})
-            budget = f"{max_minutes:g} min" if max_minutes else f"{max_epochs} epochs"
-            console.print(f"[bold]{name}[/bold] {method}: training or reusing (budget {budget}) ...")
-            run = _trained(cfg, out / "runs" / name / method, progress)
-            evs[method] = evaluate_run(run, data, "test", seed=seed)
-            med = evs[method].summary
-            console.print(f"  {method}: test mse_log {med['mse_log']['median']:.3g}, "
-                          f"pk_rel_err {med['pk_rel_err']['median']:.3g}, ssim {med['ssim']['median']:.3g}")
-            extra[method] = {}
+            runs = []
+            for s in range(seeds):
+                budget = f"{max_minutes:g} min" if max_minutes else f"{max_epochs} epochs"
+                console.print(f"[bold]{name}[/bold] {method} seed {seed + s}: training or reusing (budget {budget}) ...")
+                run, what = _trained(cfgs[name, method, s], out / "runs" / name / method / f"seed_{seed + s}",
+                                     fingerprint, retrain, progress)
+                console.print(f"  {what} {run}")
+                runs.append(run)
+            evs[method] = [evaluate_run(r, data, "test", seed=seed, device=device) for r in runs]
+            per_view = _per_view(evs[method], METRIC_NAMES)
+            first = evs[method][0]
+            res[method] = {"info": {**first.info, "runs": [str(r) for r in runs], "seeds": list(range(seed, seed + seeds)),
+                                    "train_minutes": float(np.mean([e.info["train_minutes"] for e in evs[method]]))},
+                           "metrics": cells(per_view, first.galaxy, seed),
+                           "per_view": {"index": first.index.tolist(), "galaxy_id": first.galaxy.tolist(),
+                                        **{k: v.tolist() for k, v in per_view.items()}}}
+            med = res[method]["metrics"]
+            console.print(f"  {method}: test mse_log {med['mse_log']['median']:.3g}, pk_err_dex "
+                          f"{med['pk_err_dex']['median']:.3g}, ssim {med['ssim']['median']:.3g}")
             if steps:
-                extra[method]["sweep"] = sweep(run, data, method, steps, samplers, seed, evs[method], sweep_views)
+                res[method]["sweep"] = sweep(runs[0], data, method, steps, samplers, seed, first, sweep_views, device)
             if n_samples > 1 and method_class(method).stochastic:
-                cal = evaluate_run(run, data, "test", seed=seed, n_samples=n_samples)
-                extra[method]["calibration"] = {"info": cal.info,
-                                                "metrics": {k: cal.summary[k] for k in CALIBRATION_NAMES}}
-                spreads[method] = (*spread_error_curve(cal.samples, cal.truth, cal.info["eps"])[:2], n_samples)
-        results[name] = {m: {"info": e.info, "metrics": e.summary, **extra[m]} for m, e in evs.items()}
-        first = next(iter(evs.values()))
-        preds = {m: e.pred for m, e in evs.items()}
-        fig_dir = out / "figures"
-        fig_dir.mkdir(exist_ok=True)
-        unit = first.cfg.units[target]
-        figures[name] = [
-            plots.examples(fig_dir / f"{name}_examples.png", first.source[:, 0], first.truth, preds,
-                           (source[0], target), (first.cfg.units[source[0]], unit), first.info["eps"]),
-            plots.spectra(fig_dir / f"{name}_spectra.png", first.truth, preds, f"{'+'.join(source)} -> {target}"),
-            plots.profiles_and_pdfs(fig_dir / f"{name}_profiles_pdf.png", first.truth, preds, first.info["eps"], unit,
-                                    f"{'+'.join(source)} -> {target}"),
-        ]
-        curves = sweep_curves(results[name])
-        if any(len(c) > 1 for c in curves.values()):
-            figures[name].append(plots.quality_vs_cost(fig_dir / f"{name}_quality_vs_cost.png", curves,
-                                                       f"{'+'.join(source)} -> {target}"))
-        if spreads:
-            figures[name].append(plots.spread_error(fig_dir / f"{name}_spread_error.png", spreads,
-                                                    f"{'+'.join(source)} -> {target}"))
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+                cal = [evaluate_run(r, data, "test", seed=seed, n_samples=n_samples, device=device) for r in runs]
+                res[method]["calibration"] = _calibration(cal, seed)
+                spreads[method] = (*spread_error_curve(cal[0].samples, cal[0].truth, cal[0].info["eps"])[:2], n_samples)
+                ranks[method] = res[method]["calibration"]["rank"]
+        galaxy = next(iter(evs.values()))[0].galaxy
+        per_view = {m: _per_view(e, METRIC_NAMES) for m, e in evs.items()}
+        pairs_out[name] = {"methods": res, "verdicts": verdicts(per_view, galaxy,
+                                                                {m: method_class(m).stochastic for m in methods}, seed)}
+        figures[name] = _figures(out / "figures", name, label, source, target, {m: e[0] for m, e in evs.items()},
+                                 pairs_out[name]["methods"], spreads, ranks)
+    results = {"provenance": provenance(data=str(Path(data).resolve()), store_fingerprint=fingerprint,
+                                        pairs=[pair_name(s, t) for s, t in pairs], methods=methods,
+                                        max_minutes=max_minutes, max_epochs=max_epochs, options=options or {},
+                                        seed=seed, seeds=seeds, samples=n_samples, steps=steps, samplers=samplers,
+                                        sweep_views=sweep_views),
+               "pairs": pairs_out}
+    write_text(out / "results.json", json.dumps(results, indent=1, default=float))
     write_markdown(results, out / "results.md")
-    write_html(results, figures, out / "report.html", data)
+    write_html(results, figures, out / "report.html")
     return results
+
+
+def _figures(fig_dir: Path, name: str, label: str, source, target, first: dict[str, Evaluation], methods: dict,
+             spreads: dict, ranks: dict) -> list[Path]:
+    """Examples, spectra, profiles and PDFs of the first seed; quality versus cost; spread versus error
+    and rank histograms of the stochastic methods."""
+    fig_dir.mkdir(exist_ok=True)
+    ev = next(iter(first.values()))
+    preds = {m: e.pred for m, e in first.items()}
+    unit = ev.cfg.units[target]
+    figs = [plots.examples(fig_dir / f"{name}_examples.png", ev.source[:, 0], ev.truth, preds, (source[0], target),
+                           (ev.cfg.units[source[0]], unit), ev.info["eps"]),
+            plots.spectra(fig_dir / f"{name}_spectra.png", ev.truth, preds, label, unit),
+            plots.profiles_and_pdfs(fig_dir / f"{name}_profiles_pdf.png", ev.truth, preds, ev.info["eps"], unit, label)]
+    curves = sweep_curves(methods)
+    if any(len(c) > 1 for c in curves.values()):
+        figs.append(plots.quality_vs_cost(fig_dir / f"{name}_quality_vs_cost.png", curves, label))
+    if spreads:
+        figs.append(plots.spread_error(fig_dir / f"{name}_spread_error.png", spreads, label))
+        figs.append(plots.rank_histograms(fig_dir / f"{name}_rank_histogram.png", ranks, label))
+    return figs

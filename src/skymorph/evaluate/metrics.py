@@ -26,18 +26,18 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 
-from skymorph import fields
+from skymorph import fields, stats
 from skymorph.errors import InputError
 
 __all__ = [
     "HIGHER_IS_BETTER", "METRIC_NAMES",
     "log_map", "mse_log", "mae_log", "psnr", "ssim",
-    "pk_rel_err", "pk_curves", "rk", "rk_curve", "profile_rel_err", "profile_curves",
+    "K_MAX_NYQUIST", "pk_err_dex", "pk_curves", "rk", "rk_curve", "profile_rel_err", "profile_curves",
     "mass_rel_err", "centroid", "center_offset",
     "asymmetry", "clumpiness", "concentration", "morphology",
     "asymmetry_err", "clumpiness_err", "concentration_err",
     "pdf_w1", "pdf_ks", "map_metrics", "map_metrics_batch", "summarise",
-    "CALIBRATION_NAMES", "calibration", "spread_error_curve",
+    "CALIBRATION_NAMES", "calibration", "calibration_nominal", "rank_counts", "spread_error_curve",
 ]
 
 #: Metrics where a larger value is better (PSNR in dB, SSIM and r(k) at most 1).
@@ -45,7 +45,7 @@ HIGHER_IS_BETTER = frozenset({"psnr", "ssim", "rk"})
 
 #: The keys of :func:`map_metrics`, in report order.
 METRIC_NAMES = (
-    "mse_log", "mae_log", "psnr", "ssim", "pk_rel_err", "rk", "profile_rel_err", "mass_rel_err",
+    "mse_log", "mae_log", "psnr", "ssim", "pk_err_dex", "rk", "profile_rel_err", "mass_rel_err",
     "center_offset", "asymmetry_err", "clumpiness_err", "concentration_err", "pdf_w1", "pdf_ks",
 )
 
@@ -187,21 +187,25 @@ def pk_curves(pred, truth, pixel_kpc: float, nbins: int | None = None):
     return (k, pp[0], pt[0]) if single else (k, pp, pt)
 
 
-def _pk_rel(k, pp, pt):
+#: The resolved range of every spectral summary: bins centred at or below this fraction of the
+#: Nyquist wavenumber pi / pixel. Fixed from the map geometry: above half Nyquist a map's power is
+#: set by the projection kernel and the pixel window (features a few pixels wide), not by structure.
+K_MAX_NYQUIST = 0.5
+
+
+def _resolved_lnk_weights(k: np.ndarray, pixel_kpc: float) -> np.ndarray:
+    """Weights dk / k of linear bins (each octave of scale counts equally) over the resolved range
+    0 < k <= K_MAX_NYQUIST k_Nyquist (half a bin of tolerance); 0 elsewhere."""
+    k_nyq = np.pi / pixel_kpc
+    dk = np.nanmin(np.diff(k)) if k.size > 1 else k_nyq
+    ok = np.isfinite(k) & (k > 0) & (k <= K_MAX_NYQUIST * k_nyq + 0.5 * dk)
+    return np.where(ok, 1.0 / np.where(ok, k, 1.0), 0.0)
+
+
+def _pk_dex(k, pp, pt, pixel_kpc):
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.abs(pp / pt - 1.0)
-    return _lnk_mean(k, np.where(pt > 0, rel, np.nan))
-
-
-def _lnk_mean(k, a):
-    """Mean of per-bin values over ln k: the linear bins (width dk) are weighted by dk / k.
-
-    Each octave of scale counts equally, as on the log-k axes P(k) is read from; an unweighted
-    mean over linear bins would give the one octave below twice the pixel size half the weight,
-    and there the kernel-smoothed truth has little power, so any excess dominates the relative error.
-    (r(k) stays a plain mean over bins: it is bounded, and its few-mode low-k bins are noisy.)
-    """
-    return _nanmean_rows(a, np.where(np.isfinite(k) & (k > 0), 1.0 / k, 0.0))
+        dex = np.abs(np.log10(pp / pt))
+    return _nanmean_rows(np.where(pt > 0, dex, np.nan), _resolved_lnk_weights(k, pixel_kpc))
 
 
 def _nanmean_rows(a, weights=None):
@@ -213,17 +217,19 @@ def _nanmean_rows(a, weights=None):
         return np.where(n > 0, s.sum(axis=-1) / np.where(n > 0, n, 1.0), np.nan)
 
 
-def pk_rel_err(pred, truth, pixel_kpc: float, nbins: int | None = None):
-    """Mean over ln k of |P_pred(k) / P_truth(k) - 1| (dimensionless, 0 = perfect).
+def pk_err_dex(pred, truth, pixel_kpc: float, nbins: int | None = None):
+    """Mean over ln k of |log10 P_pred(k) / P_truth(k)|, in dex (0 = perfect).
 
-    Spectra as in :func:`pk_curves` (mean-subtracted, Hann-windowed physical maps, linear bins from
-    the fundamental to Nyquist, each weighted by dk / k); bins where P_truth = 0 are skipped.
+    Symmetric in excess and deficit: twice and half the true power both give log10 2 = 0.301 dex.
+    Spectra as in :func:`pk_curves` (mean-subtracted, Hann-windowed physical maps, linear bins of
+    width k_f); each bin weighted by dk / k (each octave counts equally) over the resolved range
+    k_f <= k <= k_Nyquist / 2 (:data:`K_MAX_NYQUIST`); bins where P_truth = 0 are skipped.
     """
     p, t, single = _pair(pred, truth)
     d = _check_pixel_kpc(pixel_kpc)
     k, pp, _ = fields.power_spectrum(p, d, nbins)
     _, pt, _ = fields.power_spectrum(t, d, nbins)
-    return _out(_pk_rel(k, pp, pt), single)
+    return _out(_pk_dex(k, pp, pt, d), single)
 
 
 def rk_curve(pred, truth, pixel_kpc: float, nbins: int | None = None):
@@ -235,13 +241,15 @@ def rk_curve(pred, truth, pixel_kpc: float, nbins: int | None = None):
 
 
 def rk(pred, truth, pixel_kpc: float, nbins: int | None = None):
-    """Mean over k bins of the cross-correlation coefficient r(k) (dimensionless, 1 = perfect).
+    """Mean over ln k of the cross-correlation coefficient r(k) (dimensionless, 1 = perfect).
 
-    r(k) = P_pred,truth / sqrt(P_pred P_truth) of the mean-subtracted, Hann-windowed physical maps;
-    bins where an auto spectrum vanishes are skipped.
+    r(k) = P_pred,truth / sqrt(P_pred P_truth) of the mean-subtracted, Hann-windowed physical maps,
+    weighted and ranged as :func:`pk_err_dex` (dk / k, up to half Nyquist); bins where an auto
+    spectrum vanishes are skipped.
     """
-    _, r = rk_curve(pred, truth, pixel_kpc, nbins)
-    return _out(_nanmean_rows(np.atleast_2d(r)), np.ndim(r) == 1)
+    d = _check_pixel_kpc(pixel_kpc)
+    k, r = rk_curve(pred, truth, d, nbins)
+    return _out(_nanmean_rows(np.atleast_2d(r), _resolved_lnk_weights(k, d)), np.ndim(r) == 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,11 +506,11 @@ def _all(p: np.ndarray, t: np.ndarray, pixel_kpc: float, eps: float) -> dict[str
     out["psnr"] = _psnr_logs(lp, lt)
     out["ssim"] = _ssim_logs(lp, lt)
     k, pab, pp, pt, _ = fields._spectra(p, t, d, None, "hann", True, True)
-    out["pk_rel_err"] = _pk_rel(k, pp, pt)
+    out["pk_err_dex"] = _pk_dex(k, pp, pt, d)
     with np.errstate(divide="ignore", invalid="ignore"):
         den = np.sqrt(pp * pt)
         r = np.where(den > 0, pab / np.where(den > 0, den, 1.0), np.nan)
-    out["rk"] = _nanmean_rows(r)
+    out["rk"] = _nanmean_rows(r, _resolved_lnk_weights(k, d))
     _, prp = fields.radial_profile(p, d)
     _, prt = fields.radial_profile(t, d)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -524,7 +532,7 @@ def _all(p: np.ndarray, t: np.ndarray, pixel_kpc: float, eps: float) -> dict[str
 def map_metrics(pred, truth, pixel_kpc: float, eps: float) -> dict[str, float]:
     """All metrics for one map pair (H, W), keyed by :data:`METRIC_NAMES`.
 
-    mse_log, mae_log [dex^2, dex], psnr [dB], ssim, pk_rel_err, rk, profile_rel_err, mass_rel_err,
+    mse_log, mae_log [dex^2, dex], psnr [dB], ssim, pk_err_dex [dex], rk, profile_rel_err, mass_rel_err,
     center_offset [kpc], asymmetry_err, clumpiness_err, concentration_err, pdf_w1 [dex], pdf_ks.
     ``eps`` is the floor added before log10 (the dataset's normalisation eps), ``pixel_kpc`` the pixel
     side in kpc. Use :func:`map_metrics_batch` for (N, H, W).
@@ -545,30 +553,49 @@ def map_metrics_batch(pred, truth, pixel_kpc: float, eps: float) -> list[dict[st
 # ---------------------------------------------------------------------------------------------
 # ensembles of samples (stochastic methods)
 
-#: Keys of :func:`calibration`; coverages should equal 0.68 and 0.95, spread_skill ~ sqrt(1 + 1/K).
+#: Keys of :func:`calibration`: measured values per view; their nominal values (at the ensemble
+#: size K actually used) come from :func:`calibration_nominal`.
 CALIBRATION_NAMES = ("coverage68", "coverage95", "spread_skill")
+
+
+def _log_ensemble(samples, truth, eps):
+    s = log_map(samples, eps)
+    t = log_map(truth, eps)
+    if s.ndim != 4 or s.shape[1:] != t.shape or s.shape[0] < 2:
+        raise InputError(f"calibration: samples {s.shape} must be (K >= 2, N, H, W) with truth (N, H, W) = {t.shape}")
+    return s, t
 
 
 def calibration(samples, truth, eps: float) -> dict[str, np.ndarray]:
     """Calibration of K samples (K, N, H, W) against the truth (N, H, W), per view, on log10 maps.
 
-    coverage68 / coverage95: fraction of truth pixels inside the central 68% / 95% interval of the
-    samples (empirical quantiles over K); spread_skill: RMS error of the ensemble mean over the RMS
-    ensemble spread (standard deviation over K). A calibrated ensemble of K members has coverages
-    0.68 / 0.95 (as K grows) and spread_skill sqrt(1 + 1/K).
+    coverage68 / coverage95: fraction of truth pixels inside the central order-statistic interval of
+    the K samples chosen for 68% / 95% (:func:`skymorph.stats.interval_coverage`; at small K its
+    exact nominal coverage differs from the level: read it against :func:`calibration_nominal`);
+    spread_skill: RMS error of the ensemble mean over the RMS spread (nominal sqrt(1 + 1/K)).
     """
-    s = log_map(samples, eps)
-    t = log_map(truth, eps)
-    if s.ndim != 4 or s.shape[1:] != t.shape or s.shape[0] < 2:
-        raise InputError(f"calibration: samples {s.shape} must be (K >= 2, N, H, W) with truth (N, H, W) = {t.shape}")
-    lo68, hi68, lo95, hi95 = np.quantile(s, [0.16, 0.84, 0.025, 0.975], axis=0)
-    err = np.sqrt(np.mean((s.mean(0) - t) ** 2, axis=(-2, -1)))
-    spread = np.sqrt(np.mean(s.var(0, ddof=1), axis=(-2, -1)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        skill = np.where(spread > 0, err / spread, np.inf)
-    return {"coverage68": np.mean((t >= lo68) & (t <= hi68), axis=(-2, -1)),
-            "coverage95": np.mean((t >= lo95) & (t <= hi95), axis=(-2, -1)),
-            "spread_skill": skill}
+    s, t = _log_ensemble(samples, truth, eps)
+    axes = (-2, -1)
+    return {"coverage68": stats.interval_coverage(s, t, 0.68, axis=axes)[0],
+            "coverage95": stats.interval_coverage(s, t, 0.95, axis=axes)[0],
+            "spread_skill": stats.spread_skill(s, t, axis=axes)[0]}
+
+
+def calibration_nominal(k: int) -> dict[str, float]:
+    """What :func:`calibration` gives for a calibrated ensemble of ``k`` members, key by key."""
+    j68, j95 = stats.order_statistic_index(k, 0.68), stats.order_statistic_index(k, 0.95)
+    return {"coverage68": (k + 1 - 2 * j68) / (k + 1), "coverage95": (k + 1 - 2 * j95) / (k + 1),
+            "spread_skill": float(np.sqrt(1.0 + 1.0 / k))}
+
+
+def rank_counts(samples, truth, eps: float, seed: int = 0) -> dict:
+    """Rank histogram of the truth among the samples over all pixels of all views, log10 maps:
+    ``{"counts": [K + 1 ints], "chi2": ..., "p_value": ...}`` (pixels are correlated: read the p-value
+    as a distance from flat, see :func:`skymorph.stats.rank_uniformity`)."""
+    s, t = _log_ensemble(samples, truth, eps)
+    counts = stats.rank_histogram(s, t, seed)
+    chi2, p = stats.rank_uniformity(counts)
+    return {"counts": counts.tolist(), "chi2": chi2, "p_value": p}
 
 
 def spread_error_curve(samples, truth, eps: float, nbins: int = 12):

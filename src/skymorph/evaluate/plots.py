@@ -16,14 +16,16 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from .. import fields  # noqa: E402
-from .metrics import log_map  # noqa: E402
+from ..atomic import atomic_path  # noqa: E402
+from .metrics import K_MAX_NYQUIST, log_map  # noqa: E402
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path
 
@@ -66,8 +68,10 @@ def examples(path: Path, source: np.ndarray, truth: np.ndarray, preds: dict[str,
     return path
 
 
-def spectra(path: Path, truth: np.ndarray, preds: dict[str, np.ndarray], label: str) -> Path:
-    """Mean P(k) of truth and predictions (top) and their ratio (bottom); cross-correlation r(k) (right)."""
+def spectra(path: Path, truth: np.ndarray, preds: dict[str, np.ndarray], label: str, unit: str) -> Path:
+    """Median P(k) of truth and predictions (top) and their ratio (bottom); cross-correlation r(k)
+    (right). ``unit`` is the map unit; k in rad per pixel, the resolved range of the spectral
+    metrics (up to half Nyquist, pi / 2) shaded off beyond it."""
     fig = plt.figure(figsize=(10, 4.2))
     ax1, ax3 = fig.add_subplot(2, 2, 1), fig.add_subplot(1, 2, 2)
     ax2 = fig.add_subplot(2, 2, 3, sharex=ax1)
@@ -81,7 +85,8 @@ def spectra(path: Path, truth: np.ndarray, preds: dict[str, np.ndarray], label: 
         ax3.semilogx(kr, np.nanmean(r, 0), color=COLORS[i % 10], label=name)
     for ax in (ax1, ax2, ax3):
         ax.xaxis.set_minor_formatter(NullFormatter())
-    ax1.set_ylabel("median P(k) [(unit)^2 px^2]")
+        ax.axvspan(K_MAX_NYQUIST * np.pi, np.pi * 1.05, color="0.9", zorder=0)
+    ax1.set_ylabel(f"median P(k) [({unit})^2 px^2]")
     ax1.set_title(f"{label}: power spectrum (Hann, mean-subtracted)", fontsize=9)
     ax1.legend(fontsize=7)
     ax2.axhline(1, color="k", lw=1)
@@ -123,7 +128,7 @@ def profiles_and_pdfs(path: Path, truth: np.ndarray, preds: dict[str, np.ndarray
     return _save(fig, path)
 
 
-SWEEP_PANELS = ("mse_log", "pk_rel_err", "pdf_w1", "ssim")
+SWEEP_PANELS = ("mse_log", "pk_err_dex", "pdf_w1", "ssim")
 
 
 def quality_vs_cost(path: Path, curves: dict[str, list[dict]], label: str) -> Path:
@@ -171,4 +176,20 @@ def spread_error(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray, int
     ax.set_ylabel("RMS error of the ensemble mean [dex]")
     ax.set_title(f"{label}: spread vs error (dotted: calibrated)", fontsize=9)
     ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def rank_histograms(path: Path, ranks: dict[str, dict], label: str) -> Path:
+    """Rank of the truth among the K samples over all pixels, one panel per method (flat: calibrated;
+    U: too narrow; dome: too wide; sloped: biased). ``ranks[name]`` as from
+    :func:`~skymorph.evaluate.metrics.rank_counts`."""
+    fig, axes = plt.subplots(1, len(ranks), figsize=(3.6 * len(ranks), 3.2), squeeze=False)
+    for ax, (i, (name, r)) in zip(axes[0], enumerate(ranks.items())):
+        counts = np.asarray(r["counts"], dtype=float)
+        freq = counts / counts.sum()
+        ax.bar(np.arange(len(counts)), freq, color=COLORS[i % 10], width=0.85)
+        ax.axhline(1 / len(counts), color="k", ls=":", lw=1)
+        ax.set_xlabel(f"rank of the truth among K = {len(counts) - 1} samples")
+        ax.set_title(f"{label}: {name} (chi2 p = {r['p_value']:.2g})", fontsize=9)
+    axes[0][0].set_ylabel("fraction of pixels (dotted: calibrated)")
     return _save(fig, path)

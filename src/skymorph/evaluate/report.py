@@ -1,4 +1,9 @@
-"""Benchmark tables (Markdown) and a self-contained HTML report (figures embedded)."""
+"""Benchmark tables (Markdown) and a self-contained HTML report (figures embedded).
+
+Every metric cell is the median over test views with its 68% interval from a bootstrap over test
+galaxies; every verdict is a paired per-galaxy difference with its 95% interval, "better" only when
+that interval excludes zero. Both say on how many galaxies and training seeds they rest.
+"""
 from __future__ import annotations
 
 import base64
@@ -6,13 +11,24 @@ import html
 import math
 from pathlib import Path
 
-from .metrics import CALIBRATION_NAMES, HIGHER_IS_BETTER, METRIC_NAMES
+from ..atomic import write_text
+from .metrics import HIGHER_IS_BETTER
 
 COST = ("parameters", "train_minutes", "seconds_per_map", "nfe")
-HEADLINE = ("mse_log", "pk_rel_err")  # what every network must beat the baseline on
+#: Metric tables, each narrow enough for a 1400 px window.
+GROUPS = (("pixels", ("mse_log", "mae_log", "psnr", "ssim")),
+          ("spectra and structure", ("pk_err_dex", "rk", "profile_rel_err", "mass_rel_err", "center_offset")),
+          ("morphology and pixel PDF", ("asymmetry_err", "clumpiness_err", "concentration_err", "pdf_w1", "pdf_ks")))
+UNITS = {"mse_log": "dex^2", "mae_log": "dex", "psnr": "dB", "pk_err_dex": "dex", "center_offset": "kpc",
+         "pdf_w1": "dex", "train_minutes": "min", "seconds_per_map": "s"}
+SWEEP_METRICS = ("mse_log", "pk_err_dex", "pdf_w1", "ssim")
+CAPTION = ("Median over test views [68% interval from a bootstrap over test galaxies, all views of a galaxy "
+           "resampled together]; metrics on physical maps; lower is better except psnr, ssim, rk; the best median "
+           "in bold (whether a difference is significant: the verdicts). pk_err_dex and rk: means over ln k up to "
+           "half the Nyquist wavenumber.")
 
 
-def _fmt(v: float) -> str:
+def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     if isinstance(v, int) or (abs(v) >= 1000 and float(v).is_integer()):
@@ -20,113 +36,104 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
-def _best(rows: dict[str, float], metric: str) -> str | None:
-    vals = {m: v for m, v in rows.items() if v is not None and not math.isnan(v)}
+def _head(name: str) -> str:
+    return f"{name} [{UNITS[name]}]" if name in UNITS else name
+
+
+def _best(vals: dict[str, float], metric: str) -> str | None:
+    vals = {m: v for m, v in vals.items() if v is not None and not math.isnan(v)}
     if not vals or len(set(vals.values())) == 1:
         return None
-    pick = max if metric in HIGHER_IS_BETTER else min
-    return pick(vals, key=vals.get)
+    return (max if metric in HIGHER_IS_BETTER else min)(vals, key=vals.get)
 
 
-def table(pair: dict) -> tuple[list[str], list[list[str]]]:
-    """Header and rows (methods) for one pair: median of each metric, then cost; best in bold."""
-    methods = list(pair)
-    header = ["method", *METRIC_NAMES, *COST]
+def _cell(c: dict) -> str:
+    s = f"{_fmt(c['median'])} [{_fmt(c['lo'])}, {_fmt(c['hi'])}]"
+    return s + (f" ± {_fmt(c['seed_sd'])}" if c.get("seeds", 1) > 1 else "")
+
+
+def metric_table(methods: dict, names) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (methods) of one group of metrics, best median in bold."""
     cells = {m: [m] for m in methods}
-    for metric in METRIC_NAMES:
-        vals = {m: pair[m]["metrics"][metric]["median"] for m in methods}
-        best = _best(vals, metric)
+    for k in names:
+        best = _best({m: methods[m]["metrics"][k]["median"] for m in methods}, k)
         for m in methods:
-            s = _fmt(vals[m])
+            s = _cell(methods[m]["metrics"][k])
             cells[m].append(f"**{s}**" if m == best else s)
-    for c in COST:
-        vals = {m: pair[m]["info"][c] for m in methods}
-        best = _best(vals, c) if c != "parameters" else None
-        for m in methods:
-            s = _fmt(vals[m])
-            cells[m].append(f"**{s}**" if m == best else s)
-    return header, [cells[m] for m in methods]
+    return ["method", *map(_head, names)], list(cells.values())
 
 
-def verdicts(name: str, pair: dict) -> list[str]:
-    """One line per network: does it beat the baseline on the headline metrics, by how much."""
-    if "baseline" not in pair:
-        return []
-    base = pair["baseline"]["metrics"]
+def cost_table(methods: dict) -> tuple[list[str], list[list[str]]]:
+    """Cost per method (no 'best': fewer parameters or NFE is not better in itself) and the seeds behind it."""
+    rows = [[m, *(_fmt(r["info"][c]) for c in COST), _fmt(len(r["info"]["seeds"]))] for m, r in methods.items()]
+    return ["method", *map(_head, COST), "training seeds"], rows
+
+
+def verdict_lines(name: str, pair: dict) -> list[str]:
+    """One line per verdict: difference of the means over galaxies, 95% interval, units and seeds, verdict."""
     lines = []
-    for m, res in pair.items():
-        if m == "baseline":
-            continue
-        lines.append(f"{name}: {m}: " + _versus(res["metrics"], base, HEADLINE, "beats baseline", "does NOT beat baseline"))
+    for v in pair["verdicts"]:
+        lines.append(f"{name}: {v['method']} vs {v['reference']} on {v['metric']}: difference {_fmt(v['diff'])} "
+                     f"[{_fmt(v['lo'])}, {_fmt(v['hi'])}] ({v['level']:.0%}; {v['units']} galaxies, "
+                     f"{v['seeds'][0]} + {v['seeds'][1]} training seeds): "
+                     + {"better": f"{v['method']} better", "worse": f"{v['method']} worse"}.get(v["verdict"], v["verdict"]))
     return lines
 
 
-def _versus(metrics: dict, ref: dict, names, better: str, worse: str) -> str:
-    """'name a vs b (better|worse)' per lower-is-better metric, medians; a 'NOT' in ``worse`` marks a
-    failed verdict in the HTML report."""
-    return "; ".join(f"{k} {metrics[k]['median']:.3g} vs {ref[k]['median']:.3g} "
-                     f"({better if metrics[k]['median'] < ref[k]['median'] else worse})" for k in names)
-
-
-def sweep_table(pair: dict) -> tuple[list[str], list[list[str]]]:
-    """Quality versus cost: one row per method, sampler and step count (medians over the split)."""
-    header = ["method", "sampler", "steps", "nfe", "seconds_per_map", "views", *METRIC_NAMES]
+def sweep_table(methods: dict) -> tuple[list[str], list[list[str]]]:
+    """Quality versus cost: one row per method, sampler and step count (medians over the sweep views)."""
+    header = ["method", "sampler", "steps", "nfe", _head("seconds_per_map"), "views", *map(_head, SWEEP_METRICS)]
     rows = [[m, p["sampler"], _fmt(p["steps"]), _fmt(p["nfe"]), _fmt(p["seconds_per_map"]), _fmt(p["views"]),
-             *(_fmt(p["metrics"][k]) for k in METRIC_NAMES)]
-            for m, res in pair.items() for p in sorted(res.get("sweep", []), key=lambda p: (p["sampler"], p["nfe"]))]
+             *(_fmt(p["metrics"][k]) for k in SWEEP_METRICS)]
+            for m, res in methods.items() for p in sorted(res.get("sweep", []), key=lambda p: (p["sampler"], p["nfe"]))]
     return header, rows
 
 
-def cost_answers(name: str, pair: dict, tol: float = 0.05) -> list[str]:
+def cost_answers(name: str, methods: dict, tol: float = 0.05, headline=("mse_log", "pk_err_dex")) -> list[str]:
     """Per iterative method and headline metric: the fewest NFE within ``tol`` of the method's best
     value over its sweep (all samplers and step counts), and the fewest that reach both at once."""
     lines = []
-    for m, res in pair.items():
+    for m, res in methods.items():
         if len(res.get("sweep", [])) < 2:
             continue
-        pts = [p for p in res["sweep"] if all(math.isfinite(p["metrics"][k]) for k in HEADLINE)]
+        pts = [p for p in res["sweep"] if all(math.isfinite(p["metrics"][k]) for k in headline)]
         if not pts:
-            lines.append(f"{name}: {m}: no setting gave finite pk_rel_err and mse_log")
+            lines.append(f"{name}: {m}: no setting gave finite {' and '.join(headline)}")
             continue
-        best = {k: min(p["metrics"][k] for p in pts) for k in HEADLINE}
-        near = {k: [p for p in pts if p["metrics"][k] <= best[k] * (1 + tol)] for k in HEADLINE}
-        both = [p for p in near[HEADLINE[0]] if p in near[HEADLINE[1]]]
+        best = {k: min(p["metrics"][k] for p in pts) for k in headline}
+        near = {k: [p for p in pts if p["metrics"][k] <= best[k] * (1 + tol)] for k in headline}
+        both = [p for p in near[headline[0]] if p in near[headline[1]]]
 
         def cheapest(cands):
             p = min(cands, key=lambda p: (p["nfe"], p["seconds_per_map"]))
             return f"{p['nfe']} NFE ({p['sampler']}, {p['steps']} steps, {p['seconds_per_map']:.3g} s/map)"
-        parts = [f"{k} within {tol:.0%} of its best ({best[k]:.3g}) at {cheapest(near[k])}" for k in HEADLINE]
+        parts = [f"{k} within {tol:.0%} of its best ({best[k]:.3g}) at {cheapest(near[k])}" for k in headline]
         parts.append(f"both at once at {cheapest(both)}" if both else "no setting reaches both at once")
         lines.append(f"{name}: {m}: " + "; ".join(parts))
     return lines
 
 
-def calibration_table(pair: dict) -> tuple[list[str], list[list[str]]]:
-    """Coverage of the truth by the samples' central 68% / 95% and spread-skill (median [p16, p84])."""
-    header = ["method", "samples", "sampler", "steps", *CALIBRATION_NAMES]
+def calibration_table(methods: dict) -> tuple[list[str], list[list[str]]]:
+    """Measured [68% interval over galaxies] against nominal at the K used, and the rank-histogram p-value."""
+    header = ["method", "K", "sampler", "steps", "coverage68 (nominal)", "coverage95 (nominal)",
+              "spread_skill (nominal)", "rank chi2 p"]
     rows = []
-    for m, res in pair.items():
+    for m, res in methods.items():
         if "calibration" not in res:
             continue
-        info, met = res["calibration"]["info"], res["calibration"]["metrics"]
+        cal = res["calibration"]
+        info, met, nom = cal["info"], cal["metrics"], cal["nominal"]
         rows.append([m, _fmt(info["n_samples"]), info["sampler"], _fmt(info["steps"]),
-                     *(f"{_fmt(met[k]['median'])} [{_fmt(met[k]['p16'])}, {_fmt(met[k]['p84'])}]"
-                       for k in CALIBRATION_NAMES)])
+                     *(f"{_cell(met[k])} ({_fmt(nom[k])})" for k in ("coverage68", "coverage95", "spread_skill")),
+                     f"{cal['rank']['p_value']:.2g}"])
     return header, rows
 
 
-def stochastic_verdicts(name: str, pair: dict) -> list[str]:
-    """Do the stochastic methods keep the pixel PDF and P(k) of the truth better than unet?"""
-    if "unet" not in pair:
-        return []
-    ref = pair["unet"]["metrics"]
-    lines = []
-    for m, res in pair.items():
-        if m == "unet" or res["info"].get("sampler", "direct") == "direct":
-            continue
-        lines.append(f"{name}: {m} ({res['info']['sampler']}, {res['info']['steps']} steps, one sample): "
-                     + _versus(res["metrics"], ref, ("pdf_w1", "pk_rel_err"), "better than unet", "NOT better than unet"))
-    return lines
+CALIBRATION_NOTE = ("Coverage: fraction of truth pixels inside the central order-statistic interval [X(j), X(K+1-j)] "
+                    "of the K samples chosen for 68% / 95%; nominal: that interval's exact coverage for a calibrated "
+                    "ensemble, (K+1-2j)/(K+1). Below nominal: too narrow; above: too wide. spread_skill: RMS error of "
+                    "the sample mean over the RMS spread, nominal sqrt(1 + 1/K). Rank chi2 p: uniformity of the rank "
+                    "histogram (pixels are correlated: a distance from flat, not a calibrated test).")
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -134,24 +141,28 @@ def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+def _provenance_lines(prov: dict) -> list[str]:
+    keep = ("command", "skymorph_version", "date", "data", "store_fingerprint", "max_minutes", "max_epochs", "options",
+            "seed", "seeds", "samples")
+    return [f"{k}: {prov[k]}" for k in keep if k in prov]
+
+
 def write_markdown(results: dict, path: Path) -> Path:
-    out = ["# skymorph benchmark", "",
-           "Medians over the test split, physical units after inverting the normalisation. "
-           "Lower is better except psnr, ssim, rk. Best value in bold. Stochastic methods: one sample "
-           "per map unless stated.", ""]
-    for name, pair in results.items():
-        out += [f"## {name}", "", *md_table(*table(pair)), ""]
-        out += [f"- {v}" for v in verdicts(name, pair) + stochastic_verdicts(name, pair)] + [""]
-        header, rows = sweep_table(pair)
-        if any(len(r.get("sweep", [])) > 1 for r in pair.values()):
-            out += [f"### {name}: quality versus cost", "", *md_table(header, rows), ""]
-            out += [f"- {v}" for v in cost_answers(name, pair)] + [""]
-        header, rows = calibration_table(pair)
+    out = ["# skymorph benchmark", "", *(f"- {line}" for line in _provenance_lines(results["provenance"])), "",
+           CAPTION, ""]
+    for name, pair in results["pairs"].items():
+        methods = pair["methods"]
+        out += [f"## {name}", "", *(f"- {v}" for v in verdict_lines(name, pair)), ""]
+        for title, names in GROUPS:
+            out += [f"### {name}: {title}", "", *md_table(*metric_table(methods, names)), ""]
+        out += [f"### {name}: cost", "", *md_table(*cost_table(methods)), ""]
+        if any(len(r.get("sweep", [])) > 1 for r in methods.values()):
+            out += [f"### {name}: quality versus cost", "", *md_table(*sweep_table(methods)), ""]
+            out += [f"- {v}" for v in cost_answers(name, methods)] + [""]
+        header, rows = calibration_table(methods)
         if rows:
-            out += [f"### {name}: uncertainty (calibrated: coverage68 0.68, coverage95 0.95, "
-                    "spread_skill sqrt(1 + 1/K))", "", *md_table(header, rows), ""]
-    path.write_text("\n".join(out))
-    return path
+            out += [f"### {name}: uncertainty", "", CALIBRATION_NOTE, "", *md_table(header, rows), ""]
+    return write_text(path, "\n".join(out))
 
 
 def _img(path: Path) -> str:
@@ -159,44 +170,46 @@ def _img(path: Path) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(Path(path).stem)}">'
 
 
-CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222;padding:0 1em}
-table{border-collapse:collapse;font-size:13px;margin:1em 0;display:block;overflow-x:auto}
-th,td{border:1px solid #ccc;padding:4px 7px;text-align:right}th{background:#f3f3f3}
+CSS = """body{font-family:system-ui,sans-serif;max-width:1360px;margin:2em auto;color:#222;padding:0 1em}
+table{border-collapse:collapse;font-size:13px;margin:.6em 0 1.2em}
+th,td{border:1px solid #ccc;padding:4px 7px;text-align:right;white-space:nowrap}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left;font-weight:600}img{max-width:100%;margin:.5em 0}
-.verdict{background:#f6f8fa;border-left:4px solid #4a7;padding:.5em 1em;margin:.5em 0;font-size:14px}
-.miss{border-left-color:#c44}"""
+.verdict{background:#f6f8fa;border-left:4px solid #999;padding:.4em 1em;margin:.3em 0;font-size:14px}
+.better{border-left-color:#4a7}.worse{border-left-color:#c44}
+.prov{font-size:12px;color:#555;background:#fafafa;border:1px solid #eee;padding:.5em 1em}
+.prov code{white-space:pre-wrap;word-break:break-all}"""
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
     def cells(r, tag):
-        return "".join(f"<{tag}>{'<b>' + c[2:-2] + '</b>' if c.startswith('**') else html.escape(c)}</{tag}>"
+        return "".join(f"<{tag}>{'<b>' + html.escape(c[2:-2]) + '</b>' if c.startswith('**') else html.escape(c)}</{tag}>"
                        for c in r)
     return ("<table><tr>" + cells(header, "th") + "</tr>" + "".join("<tr>" + cells(r, "td") + "</tr>" for r in rows)
             + "</table>")
 
 
-def write_html(results: dict, figures: dict[str, list[Path]], path: Path, data) -> Path:
-    body = [f"<h1>skymorph benchmark</h1><p>Data: <code>{html.escape(str(data))}</code>. Every metric is computed "
-            "on physical maps (test split, one row per method, median over views; lower is better except "
-            "psnr, ssim, rk; best in bold). Cost: trainable parameters, training minutes, seconds and network "
-            "evaluations (NFE) per translated map.</p>"]
-    for name, pair in results.items():
+def write_html(results: dict, figures: dict[str, list[Path]], path: Path) -> Path:
+    prov = "".join(f"<div><code>{html.escape(line)}</code></div>" for line in _provenance_lines(results["provenance"]))
+    body = [f"<h1>skymorph benchmark</h1><div class='prov'>{prov}</div><p>{html.escape(CAPTION)} Cost: trainable "
+            "parameters, training minutes (mean over seeds), seconds and network evaluations (NFE) per translated "
+            "map.</p>"]
+    for name, pair in results["pairs"].items():
+        methods = pair["methods"]
         body.append(f"<h2>{html.escape(name)}</h2>")
-        for v in verdicts(name, pair) + stochastic_verdicts(name, pair):
-            body.append(f'<div class="verdict{" miss" if "NOT" in v else ""}">{html.escape(v)}</div>')
-        body.append(_html_table(*table(pair)))
-        if any(len(r.get("sweep", [])) > 1 for r in pair.values()):
-            body.append("<h3>Quality versus cost</h3>")
-            body += [f'<div class="verdict">{html.escape(v)}</div>' for v in cost_answers(name, pair)]
-            body.append(_html_table(*sweep_table(pair)))
-        header, rows = calibration_table(pair)
+        for line, v in zip(verdict_lines(name, pair), pair["verdicts"]):
+            kind = {"better": " better", "worse": " worse"}.get(v["verdict"], "")
+            body.append(f'<div class="verdict{kind}">{html.escape(line)}</div>')
+        for title, names in GROUPS:
+            body.append(f"<h3>{html.escape(title)}</h3>" + _html_table(*metric_table(methods, names)))
+        body.append("<h3>cost</h3>" + _html_table(*cost_table(methods)))
+        if any(len(r.get("sweep", [])) > 1 for r in methods.values()):
+            body.append("<h3>quality versus cost</h3>")
+            body += [f'<div class="verdict">{html.escape(v)}</div>' for v in cost_answers(name, methods)]
+            body.append(_html_table(*sweep_table(methods)))
+        header, rows = calibration_table(methods)
         if rows:
-            body.append("<h3>Uncertainty</h3><p>Fraction of truth pixels inside the central 68% / 95% of the "
-                        "samples (calibrated: 0.68 / 0.95) and RMS error of the sample mean over the RMS spread "
-                        "(calibrated: sqrt(1 + 1/K)); median [16th, 84th percentile] over views.</p>")
-            body.append(_html_table(header, rows))
+            body.append(f"<h3>uncertainty</h3><p>{html.escape(CALIBRATION_NOTE)}</p>" + _html_table(header, rows))
         body += [_img(f) for f in figures.get(name, [])]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>skymorph benchmark</title>"
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")
-    path.write_text(page)
-    return path
+    return write_text(path, page)

@@ -91,15 +91,15 @@ def parse_box(text: str | None, npix: int) -> tuple[int, int, int, int]:
 def explain_run(run: str | Path, data: str | Path, position: int, what: str = "discriminator", how: str = "shap",
                 split: str = "test", region: str | None = None, feed: tuple[str, ...] = ("dm", "star"),
                 n_background: int = 32, nsamples: int = 512, n_steps: int = 64, seed: int = 0,
-                reverse: bool = False) -> Explanation:
+                reverse: bool = False, device: str = "cpu") -> Explanation:
     """Attributions for view ``position`` of ``split`` (its place in the split's sorted view list)."""
     if what not in WHAT:
         raise ConfigError(f"--what {what!r}: expected discriminator or generator")
     if how not in ATTRIBUTIONS:
-        raise ConfigError(f"--method {how!r}: expected one of {', '.join(ATTRIBUTIONS)}")
+        raise ConfigError(f"--attribution {how!r}: expected one of {', '.join(ATTRIBUTIONS)}")
     if min(n_background, nsamples, n_steps) < 1:
         raise ConfigError("--background, --nsamples and --n-steps must be positive integers")
-    cfg, method = load_run(run, reverse=reverse)
+    cfg, method = load_run(run, reverse=reverse, device=device)
     method.requires_grad_(False)
     if what == "discriminator" and not method.discriminators():
         raise ConfigError(f"{run}: a {cfg.method!r} run has no discriminator to explain (use --what generator)")
@@ -109,7 +109,7 @@ def explain_run(run: str | Path, data: str | Path, position: int, what: str = "d
     with MapStore(data) as store:
         views = np.sort(store.split(split))
         if not 0 <= position < len(views):
-            raise InputError(f"{data}: --index {position} outside the {split} split (0..{len(views) - 1})")
+            raise InputError(f"{data}: --position {position} outside the {split} split (0..{len(views) - 1})")
         view = int(views[position])
         train = np.sort(store.split("train"))
         pick = np.sort(np.random.default_rng(seed).choice(train, min(n_background, len(train)), replace=False))

@@ -84,15 +84,17 @@ class ProbeResult:
 
 
 def probe_run(run: str | Path, data: str | Path, probe: str, split: str = "test", levels=None, seed: int = 0,
-              steps: int | None = None, n_samples: int = 1, reverse: bool = False) -> ProbeResult:
+              steps: int | None = None, n_samples: int = 1, reverse: bool = False, device: str = "cpu",
+              progress: bool = False) -> ProbeResult:
     """Metrics (physical units, against the untouched truth) of the run on the probed inputs of ``split``."""
     levels = _check(probe, levels)
-    cfg, method = load_run(run, reverse=reverse)
-    index, source, truth, pixel = read_views(cfg, data, split)
+    cfg, method = load_run(run, reverse=reverse, device=device)
+    index, source, truth, pixel, _ = read_views(cfg, data, split)
     eps = [cfg.norms[d]["eps"] for d in cfg.source]
     summaries = []
     for level in levels:
-        samples, _ = translate_maps(cfg, method, perturb(source, probe, level, eps, seed), steps, seed, n_samples)
+        samples, _ = translate_maps(cfg, method, perturb(source, probe, level, eps, seed), steps, seed, n_samples,
+                                    progress=progress)
         pred = samples.mean(0)
         summaries.append(summarise([map_metrics(pred[i], truth[i], float(pixel[i]), cfg.norms[cfg.target]["eps"])
                                     for i in range(len(index))]))

@@ -21,7 +21,13 @@ def method_class(name: str) -> type[TranslationMethod]:
 
 
 def make_method(name: str, in_channels: int, out_channels: int = 1, **options) -> TranslationMethod:
-    return method_class(name)(in_channels, out_channels, **options)
+    """Method ``name`` built with ``options``; ConfigError naming an option it does not declare."""
+    cls = method_class(name)
+    valid = cls.option_defaults()
+    unknown = [k for k in options if k not in valid]
+    if unknown:
+        raise ConfigError(f"method {name!r} has no option {unknown[0]!r}; its options: {', '.join(valid) or 'none'}")
+    return cls(in_channels, out_channels, **options)
 
 
 __all__ = ["TranslationMethod", "METHODS", "method_class", "make_method"]

@@ -22,16 +22,23 @@ from .config import TrainConfig
 
 
 def translate_maps(cfg: TrainConfig, method: TranslationMethod, source: np.ndarray, steps: int | None = None,
-                   seed: int | None = 0, n_samples: int = 1, batch_size: int = 16) -> tuple[np.ndarray, float]:
-    """Physical source maps (N, C, H, W) -> physical target samples (n_samples, N, H, W), seconds per map."""
+                   seed: int | None = 0, n_samples: int = 1, batch_size: int = 16,
+                   progress: bool = False) -> tuple[np.ndarray, float]:
+    """Physical source maps (N, C, H, W) -> physical target samples (n_samples, N, H, W), seconds per map
+    (batches run on the method's device; ``progress``: a bar over the maps)."""
+    from rich.progress import Progress
+
     check_request(steps, n_samples)
     z = normalised(cfg, source, cfg.source)
     out = []
     start = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"translating {len(z)} maps ({cfg.method})", total=len(z))
         for b in range(0, len(z), batch_size):
             bseed = None if seed is None else seed + b
-            out.append(method.translate(z[b:b + batch_size], steps, bseed, n_samples)[:, :, 0].numpy())
+            pred = method.translate(z[b:b + batch_size].to(method.device), steps, bseed, n_samples)
+            out.append(pred[:, :, 0].cpu().numpy())
+            bar.advance(task, len(pred[0]))
     seconds = (time.perf_counter() - start) / max(len(z), 1)
     pred = LogStandardise(**cfg.norms[cfg.target]).inverse(np.concatenate(out, axis=1))
     return np.clip(pred, 0.0, None).astype(np.float32), seconds
@@ -46,12 +53,14 @@ def normalised(cfg: TrainConfig, maps: np.ndarray, domains: list[str]) -> torch.
 def method_metrics(cfg: TrainConfig, method: TranslationMethod, source: np.ndarray, truth: np.ndarray,
                    batch_size: int = 16) -> dict[str, float]:
     """The method's own figures (:meth:`~skymorph.methods.base.TranslationMethod.validation_metrics`,
-    e.g. CycleGAN's cycle error) over physical source (N, C, H, W) and target (N, H, W) maps, per view."""
+    e.g. CycleGAN's cycle error) over physical source (N, C, H, W) and target (N, H, W) maps, per view
+    (batches run on the method's device)."""
     a, b = normalised(cfg, source, cfg.source), normalised(cfg, truth[:, None], [cfg.target])
     sums: dict[str, float] = {}
+    dev = method.device
     with torch.no_grad():
         for i in range(0, len(a), batch_size):
-            batch = {"source": a[i:i + batch_size], "target": b[i:i + batch_size]}
+            batch = {"source": a[i:i + batch_size].to(dev), "target": b[i:i + batch_size].to(dev)}
             for k, v in method.validation_metrics(batch).items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(batch["source"])
     return {k: v / len(a) for k, v in sums.items()}
@@ -69,11 +78,13 @@ def store_sources(cfg: TrainConfig, store: MapStore, index: np.ndarray) -> np.nd
 
 
 def translate_store(cfg: TrainConfig, method: TranslationMethod, store: MapStore, split: str, out: Path,
-                    steps: int | None = None, seed: int = 0, n_samples: int = 1, overwrite: bool = False) -> Path:
+                    steps: int | None = None, seed: int = 0, n_samples: int = 1, overwrite: bool = False,
+                    progress: bool = False) -> Path:
     """Predictions for one split of a store, in physical units, into an HDF5 file."""
     out = check_output(out, overwrite)
     index = np.sort(store.split(split))
-    samples, seconds = translate_maps(cfg, method, store_sources(cfg, store, index), steps, seed, n_samples)
+    samples, seconds = translate_maps(cfg, method, store_sources(cfg, store, index), steps, seed, n_samples,
+                                      progress=progress)
     with atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as f:
             ds = f.create_dataset(f"pred/{cfg.target}", data=samples.mean(0), compression="gzip")

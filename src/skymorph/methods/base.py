@@ -4,14 +4,17 @@
     method.translate(source, steps=None, seed=None, n_samples=1) -> (n_samples, N, C, H, W) samples
     method.nfe(steps) -> network evaluations one translate call costs per map and sample
     method.sampler, method.samplers  -> the sampler ``translate`` uses, and those that fit the method
+    Method.option_defaults()  -> the keyword options its constructor declares (TrainConfig fields)
     method.discriminators(), method.reverse(), method.validation_metrics(batch)  -> optional: the
         PatchGANs ``explain`` inspects, the target -> source method, extra logged/reported figures
 
-Inputs and outputs are normalised maps (the store's invertible transform); the benchmark runner,
-the explainer and the CLI never special-case a method.
+Inputs and outputs are normalised maps (the store's invertible transform) on the method's device
+(``method.device``); the benchmark runner, the explainer and the CLI never special-case a method.
 """
 from __future__ import annotations
 
+import inspect
+import itertools
 from typing import Callable, ClassVar
 
 import torch
@@ -56,6 +59,17 @@ class TranslationMethod(nn.Module):
         self.net: nn.Module = nn.Identity()
         self.prior = MonotoneBaseline(in_channels, out_channels) if prior else None
         self.set_sampler(sampler)
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, object]:
+        """The keyword options the constructor declares, with their defaults (what ``make_method`` accepts)."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        return {p.name: p.default for p in params if p.name not in ("self", "in_channels", "out_channels")}
+
+    @property
+    def device(self) -> torch.device:
+        """Where the method's weights are: ``translate`` takes maps, and draws noise, there."""
+        return next(itertools.chain(self.parameters(), self.buffers()), torch.empty(0)).device
 
     def set_sampler(self, name: str | None) -> None:
         """Choose how ``translate`` samples (None: the method's default); ConfigError if it does not fit."""
@@ -131,7 +145,8 @@ class DenoisingMethod(TranslationMethod):
         return {"loss": loss}
 
     def validation_loss(self, batch: dict) -> torch.Tensor:
-        return self.objective(batch["source"], batch["target"], torch.Generator().manual_seed(0))
+        gen = torch.Generator(batch["source"].device).manual_seed(0)
+        return self.objective(batch["source"], batch["target"], gen)
 
     def chain(self, source: torch.Tensor, steps: int, gen: torch.Generator | None) -> torch.Tensor:
         """One batched sampling chain of ``steps`` steps per source map: (N, C, H, W) normalised maps."""
@@ -140,8 +155,9 @@ class DenoisingMethod(TranslationMethod):
     @torch.no_grad()
     def translate(self, source: torch.Tensor, steps: int | None = None, seed: int | None = None,
                   n_samples: int = 1) -> torch.Tensor:
-        """``n_samples`` independent draws (one batched chain over the repeated sources), clamped to +-Z_LIMIT."""
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        """``n_samples`` independent draws (one batched chain over the repeated sources), clamped to +-Z_LIMIT;
+        noise comes from a generator on the sources' device seeded with ``seed`` (None: the global one)."""
+        gen = torch.Generator(source.device).manual_seed(seed) if seed is not None else None
         x = self.chain(source.repeat(n_samples, 1, 1, 1), steps or self.default_steps, gen)
         return x.clamp(-Z_LIMIT, Z_LIMIT).view(n_samples, len(source), *x.shape[1:])
 
@@ -152,7 +168,7 @@ class BaselineMethod(TranslationMethod):
     name = "baseline"
     trainable = False
 
-    def __init__(self, in_channels: int, out_channels: int = 1, **_):
+    def __init__(self, in_channels: int, out_channels: int = 1):
         super().__init__(in_channels, out_channels, prior=True)
 
     def generate(self, source: torch.Tensor) -> torch.Tensor:

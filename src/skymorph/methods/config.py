@@ -1,6 +1,7 @@
 """Training configuration: a pydantic model, read from YAML and written resolved beside the run."""
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -8,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ..errors import ConfigError
+from . import method_class
 
 
 class RunConfig(BaseModel):
@@ -20,16 +22,27 @@ class RunConfig(BaseModel):
 
     @classmethod
     def validated(cls, raw: dict, origin="options"):
-        """``cls(**raw)``; ConfigError naming ``origin`` and the first offending field otherwise."""
+        """``cls(**raw)``; ConfigError naming ``origin`` and the first offending field otherwise (an
+        unknown key before any other error: a misspelt ``methd`` is named, not the missing ``method``)."""
         try:
             return cls(**raw)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise ConfigError(f"{origin}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+            errors = exc.errors()
+            first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+            where = ".".join(map(str, first["loc"]))
+            if first["type"] == "extra_forbidden":
+                close = difflib.get_close_matches(where, cls.model_fields, 1)
+                hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(cls.model_fields)}"
+                raise ConfigError(f"{origin}: unknown key {where!r} ({hint})") from None
+            raise ConfigError(f"{origin}: {where}: {first['msg']}") from None
 
 
 class TrainConfig(RunConfig):
-    """Everything a run needs to be reproduced; the normalisation it was trained with included."""
+    """Everything a run needs to be reproduced; the normalisation it was trained with included.
+
+    Method options are flat fields; :meth:`method_options` passes each method those its constructor
+    declares (:meth:`~skymorph.methods.base.TranslationMethod.option_defaults`, defaults equal to these).
+    """
 
     method: str
     data: Path
@@ -50,6 +63,12 @@ class TrainConfig(RunConfig):
     d_base: int = 64
     sampler: Optional[str] = None  # diffusion family: how translate samples (None: the method's default)
     indi_eps: float = 0.5  # InDI bridge noise: standard deviation eps sqrt(t (1 - t)) on the path
+    p_one: float = 0.2  # InDI: fraction of training times t set to 1 (the start map itself)
+    lambda_cycle: float = 10.0  # CycleGAN: weight of the cycle-consistency L1
+    lambda_identity: float = 0.5  # CycleGAN: identity L1 weight, in units of lambda_cycle
+    pool_size: int = 50  # CycleGAN: past fakes kept per discriminator
+    beta_min: float = 0.1  # score_sde: VP-SDE schedule beta(t) = beta_min + t (beta_max - beta_min)
+    beta_max: float = 20.0
     ema: Optional[bool] = None  # None: the method's default (on for the diffusion family)
     ema_decay: float = 0.999
     grad_clip: Optional[float] = 1.0
@@ -59,6 +78,7 @@ class TrainConfig(RunConfig):
     strategy: str = "auto"
     accelerator: str = "auto"
     precision: str = "32-true"
+    deterministic: bool = True  # deterministic kernels (reproducible on the CPU; some CUDA kernels have none)
     num_workers: int = 0
     npix: int = 0  # filled from the data
     norms: dict[str, dict[str, float]] = {}  # filled from the data: {domain: {eps, mean, std}}
@@ -70,9 +90,9 @@ class TrainConfig(RunConfig):
         return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
 
     def method_options(self) -> dict:
-        opts = self.model_dump(include={"base_channels", "depth", "d_base", "loss", "gan_mode", "lambda_l1",
-                                        "spectral_weight", "npix", "prior", "sampler", "indi_eps"})
-        return {**opts, "target_norm": self.norms.get(self.target)}
+        """The keyword options of ``method``'s constructor, from this config (``target_norm``: the target's norm)."""
+        return {k: self.norms.get(self.target) if k == "target_norm" else getattr(self, k)
+                for k in method_class(self.method).option_defaults()}
 
     @classmethod
     def load(cls, path: Path, **override) -> "TrainConfig":

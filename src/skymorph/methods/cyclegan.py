@@ -1,8 +1,10 @@
 """CycleGAN (Zhu+17): unpaired translation with two U-Net generators (A -> B, B -> A), two PatchGAN
-discriminators, LSGAN losses, cycle consistency (weight 10), identity loss (0.5 x the cycle weight,
-when both domains have the same number of channels) and a pool of 50 past fakes per discriminator.
+discriminators, LSGAN losses, cycle consistency (weight ``lambda_cycle``, 10), identity loss
+(``lambda_identity`` x the cycle weight, 0.5, when both domains have the same number of channels) and a
+pool of ``pool_size`` (50) past fakes per discriminator.
 
-Training batches are unpaired (``paired = False``: source and target views of different galaxies).
+Training and validation batches are unpaired (``paired = False``: source and target views of different
+galaxies), and the validation loss that chooses ``best.ckpt`` is the cycle error, which needs no pairs.
 The generators learn from scratch, without the monotone pixel prior: that map is fitted on paired
 pixels, and an unpaired method must not see the pairing. ``translate`` runs A -> B; :meth:`reverse`
 gives the same trained model running B -> A.
@@ -46,8 +48,7 @@ class CycleGAN(TranslationMethod):
     paired = False
 
     def __init__(self, in_channels: int, out_channels: int = 1, base_channels: int = 32, depth: int = 4,
-                 d_base: int = 64, lambda_cycle: float = 10.0, lambda_identity: float = 0.5, pool_size: int = 50,
-                 **_):
+                 d_base: int = 64, lambda_cycle: float = 10.0, lambda_identity: float = 0.5, pool_size: int = 50):
         super().__init__(in_channels, out_channels, prior=False)
         self.net = UNet(in_channels, out_channels, base_channels, depth)  # A -> B, the one translate uses
         self.net_ba = UNet(out_channels, in_channels, base_channels, depth)
@@ -81,6 +82,10 @@ class CycleGAN(TranslationMethod):
                                      + gan_loss(disc(pool.query(fake)), False, "lsgan"))
         step(1, loss_d)
         return {"loss": loss_g, "loss_d": loss_d, **losses}
+
+    def validation_loss(self, batch: dict) -> torch.Tensor:
+        """The cycle error (:meth:`validation_metrics`): an unpaired signal, unlike the L1 to a target."""
+        return self.validation_metrics(batch)["cycle_error"]
 
     @torch.no_grad()
     def validation_metrics(self, batch: dict) -> dict[str, torch.Tensor]:

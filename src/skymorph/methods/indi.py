@@ -3,8 +3,8 @@
 Degradation path from the clean target x (t = 0) to the start map y (t = 1):
 x_t = (1 - t) x + t y + t eps_t eta, with eps_t = eps sqrt((1 - t) / t), i.e. noise of standard
 deviation eps sqrt(t (1 - t)): a Brownian bridge pinned at both ends. The network learns
-F(x_t, t) ~ E[x | x_t, source] (L1 or L2), with t drawn from U[0, 1] mixed with a point mass at 1.
-Sampling (their Algorithm 1) starts at x_1 = y and steps t -> t - d:
+F(x_t, t) ~ E[x | x_t, source] (L1 or L2), with t drawn from U[0, 1] mixed with a point mass at 1
+(weight ``p_one``). Sampling (their Algorithm 1) starts at x_1 = y and steps t -> t - d:
 
     x_{t-d} = (d / t) F(x_t, t) + (1 - d / t) x_t + eps sqrt(d (t - d) / t) eta',
 
@@ -32,7 +32,7 @@ class InDI(DenoisingMethod):
 
     def __init__(self, in_channels: int, out_channels: int = 1, base_channels: int = 32, depth: int = 4,
                  loss: str = "l1", indi_eps: float = 0.5, p_one: float = 0.2, prior: bool = True,
-                 sampler: str | None = None, **_):
+                 sampler: str | None = None):
         super().__init__(in_channels, out_channels, prior, sampler)
         self.net = UNet(in_channels + out_channels,
                         out_channels, base_channels, depth, time_embed=True)
@@ -49,10 +49,11 @@ class InDI(DenoisingMethod):
 
     def objective(self, source: torch.Tensor, target: torch.Tensor, gen: torch.Generator | None = None):
         n = len(target)
-        t = torch.rand(n, generator=gen)
-        t = torch.where(torch.rand(n, generator=gen) < self.p_one, torch.ones_like(t), t).to(target)
+        like = dict(generator=gen, device=target.device, dtype=target.dtype)
+        t = torch.rand(n, **like)
+        t = torch.where(torch.rand(n, **like) < self.p_one, torch.ones_like(t), t)
         tt = t.view(-1, 1, 1, 1)
-        noise = torch.randn(target.shape, generator=gen).to(target)
+        noise = torch.randn(target.shape, **like)
         x_t = (1 - tt) * target + tt * self.start(source) + self.eps * torch.sqrt(tt * (1 - tt)) * noise
         return self.loss(self.predict(x_t, t, source), target)
 
@@ -66,14 +67,16 @@ class InDI(DenoisingMethod):
 def iterate(predict, y: torch.Tensor, steps: int, eps: float, gen: torch.Generator | None = None) -> torch.Tensor:
     """InDI's Algorithm 1 with bridge noise: ``steps`` equal steps from x_1 = y to x_0.
 
-    ``predict(x_t, t)`` returns the estimate of the clean map; t is a (N,) tensor.
+    ``predict(x_t, t)`` returns the estimate of the clean map; t is a (N,) tensor. Noise is drawn on
+    y's device and in its dtype (``gen`` must live on that device).
     """
     x = y
     grid = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
     for i in range(steps):
         t, d = float(grid[i]), float(grid[i] - grid[i + 1])
-        x_hat = predict(x, torch.full((len(x),), t, dtype=y.dtype))
+        x_hat = predict(x, torch.full((len(x),), t, dtype=y.dtype, device=y.device))
         x = (d / t) * x_hat + (1 - d / t) * x
         if i < steps - 1 and eps > 0:
-            x = x + eps * math.sqrt(d * (t - d) / t) * torch.randn(x.shape, generator=gen).to(x)
+            noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+            x = x + eps * math.sqrt(d * (t - d) / t) * noise
     return x

@@ -23,8 +23,8 @@ class Pix2Pix(TranslationMethod):
     conditional_disc = True
 
     def __init__(self, in_channels: int, out_channels: int = 1, base_channels: int = 32, depth: int = 4,
-                 d_base: int = 64, gan_mode: str = "vanilla", lambda_l1: float = 100.0, spectral_weight: float = 0.0,
-                 target_norm: dict | None = None, npix: int = 0, prior: bool = True, **_):
+                 d_base: int = 64, gan_mode: str = "vanilla", lambda_l1: float = 100.0, spectral_weight: float = 0.3,
+                 target_norm: dict | None = None, npix: int = 0, prior: bool = True):
         super().__init__(in_channels, out_channels, prior)
         self.spectral = spectral_loss(target_norm, npix, spectral_weight)
         self.spectral_weight = spectral_weight

@@ -14,7 +14,8 @@ class UNetRegression(TranslationMethod):
     name = "unet"
 
     def __init__(self, in_channels: int, out_channels: int = 1, base_channels: int = 32, depth: int = 4,
-                 loss: str = "l1", spectral_weight: float = 0.0, target_norm: dict | None = None, npix: int = 0, prior: bool = True, **_):
+                 loss: str = "l1", spectral_weight: float = 0.3, target_norm: dict | None = None, npix: int = 0,
+                 prior: bool = True):
         super().__init__(in_channels, out_channels, prior)
         self.net = UNet(in_channels, out_channels, base_channels, depth)
         self.loss = {"l1": F.l1_loss, "l2": F.mse_loss}[loss]

@@ -30,8 +30,9 @@ class ScoreSDE(DenoisingMethod):
     default_lr = 2e-4
 
     def __init__(self, in_channels: int, out_channels: int = 1, base_channels: int = 32, depth: int = 4,
-                 prior: bool = True, sampler: str | None = None, **_):
+                 prior: bool = True, sampler: str | None = None, beta_min: float = 0.1, beta_max: float = 20.0):
         super().__init__(in_channels, out_channels, prior, sampler)
+        self.schedule = vp.VPSchedule(beta_min, beta_max)
         self.net = UNet(in_channels + out_channels, out_channels, base_channels, depth, time_embed=True)
         self.register_buffer("data_moments", torch.tensor([0.0, 1.0]))  # mean, variance of x_0 (train split)
 
@@ -45,7 +46,7 @@ class ScoreSDE(DenoisingMethod):
     def eps(self, x: torch.Tensor, t: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         """Predicted noise of x_t (normalised units) at diffusion times t (N,), given the source:
         the Gaussian (Wiener) prediction plus the network's correction."""
-        a, s = (v.view(-1, 1, 1, 1) for v in vp.marginal(t))
+        a, s = (v.view(-1, 1, 1, 1) for v in self.schedule.marginal(t))
         mu, var = self.data_moments
         return s * (x - a * mu) / (a**2 * var + s**2) + self.net(torch.cat([x, source], 1), t)
 
@@ -55,14 +56,15 @@ class ScoreSDE(DenoisingMethod):
     def objective(self, source: torch.Tensor, target: torch.Tensor, gen: torch.Generator | None = None):
         """Denoising score matching: E_t,eps |eps_theta(x_t, t) - eps|^2, t ~ U(T_EPS, 1)."""
         x0 = self._clean(source, target)
-        t = vp.T_EPS + (1 - vp.T_EPS) * torch.rand(len(x0), generator=gen).to(x0)
-        noise = torch.randn(x0.shape, generator=gen).to(x0)
-        a, s = (v.view(-1, 1, 1, 1) for v in vp.marginal(t))
+        t = vp.T_EPS + (1 - vp.T_EPS) * torch.rand(len(x0), generator=gen, device=x0.device, dtype=x0.dtype)
+        noise = torch.randn(x0.shape, generator=gen, device=x0.device, dtype=x0.dtype)
+        a, s = (v.view(-1, 1, 1, 1) for v in self.schedule.marginal(t))
         return F.mse_loss(self.eps(a * x0 + s * noise, t, source), noise)
 
     def chain(self, source: torch.Tensor, steps: int, gen: torch.Generator | None) -> torch.Tensor:
         shape = (len(source), self.out_channels, *source.shape[-2:])
-        x = vp.sample(lambda x, t: self.eps(x, t, source), shape, self.sampler, steps, gen)
+        x = vp.sample(lambda x, t: self.eps(x, t, source), shape, self.sampler, steps, gen, source.device,
+                      source.dtype, self.schedule)
         return x + self.prior.apply(source) if self.prior is not None else x
 
     def nfe(self, steps: int | None = None) -> int:

@@ -1,9 +1,10 @@
 """Training through PyTorch Lightning, and loading a trained run for translation.
 
 A run folder holds ``config.yaml`` (resolved), ``checkpoints/last.ckpt`` (every epoch) and
-``checkpoints/best.ckpt`` (lowest validation loss: L1 of one translation, or for the diffusion
-family its training loss at fixed noise), ``logs/csv`` and ``logs/tb``. Checkpoints are loaded as
-data (``torch.load(weights_only=True)``), never as code.
+``checkpoints/best.ckpt`` (lowest validation loss: L1 of one translation, for the diffusion family
+its training loss at fixed noise, for an unpaired method its cycle error on unpaired validation
+batches), ``logs/csv`` and ``logs/tb``. Checkpoints are loaded as data
+(``torch.load(weights_only=True)``), never as code.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -25,6 +27,7 @@ from torch.utils.data import DataLoader
 from ..data.dataset import PairedMaps, check_pair
 from ..data.normalise import LogStandardise
 from ..data.store import MapStore
+from ..devices import resolve_device
 from ..errors import ConfigError, InputError, OutputExistsError, SkymorphError
 from . import make_method, method_class
 from .base import TranslationMethod
@@ -131,12 +134,13 @@ def _norms(cfg: TrainConfig) -> dict[str, LogStandardise]:
 
 
 def checkpoint_state(run: Path, which: str = "last") -> dict:
-    """The checkpoint ``which`` ('last', or 'best' falling back to 'last'), loaded as data."""
+    """The checkpoint ``which`` ('last' or 'best') of a run, loaded as data; InputError if it is missing."""
+    if which not in ("last", "best"):
+        raise ConfigError(f"checkpoint {which!r}: expected 'best' or 'last'")
     ckpt = run / "checkpoints" / f"{which}.ckpt"
     if not ckpt.exists():
-        ckpt = run / "checkpoints" / "last.ckpt"
-    if not ckpt.exists():
-        raise InputError(f"{run}: no checkpoints/last.ckpt (not a trained run)")
+        why = "not a trained run" if which == "last" else "no validation epoch finished: ask for the last one"
+        raise InputError(f"{run}: no checkpoints/{which}.ckpt ({why})")
     try:
         return torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for damaged files
@@ -161,11 +165,12 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
 
 
 def fit_run(out: Path, module: L.LightningModule, loader: DataLoader, val_loader: DataLoader, resume: bool,
-            max_epochs: int | None, max_minutes: float | None, progress: bool, **trainer_options) -> None:
+            max_epochs: int | None, max_minutes: float | None, progress: bool, deterministic: bool = True,
+            **trainer_options) -> None:
     """Fit ``module`` into run folder ``out`` through Lightning: ``checkpoints/last.ckpt`` after every
     epoch (``resume`` continues from it: optimiser state, epoch count), ``best.ckpt`` at the lowest
     ``val_loss``, CSV and TensorBoard logs (a resumed session logs to the next version_N), the
-    budget in epochs and/or minutes, deterministic kernels."""
+    budget in epochs and/or minutes, ``deterministic`` kernels."""
     ckpt_dir = out / "checkpoints"
     callbacks = [ModelCheckpoint(ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
                                  enable_version_counter=False),
@@ -174,7 +179,7 @@ def fit_run(out: Path, module: L.LightningModule, loader: DataLoader, val_loader
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no GPU/TPU banners and tips
     trainer = L.Trainer(default_root_dir=out, max_epochs=max_epochs,
                         max_time=timedelta(minutes=max_minutes) if max_minutes else None,
-                        callbacks=callbacks, deterministic=True,
+                        callbacks=callbacks, deterministic=deterministic,
                         logger=[CSVLogger(out / "logs", name="csv"), TensorBoardLogger(out / "logs", name="tb")],
                         enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=5,
                         num_sanity_val_steps=0, **trainer_options)
@@ -199,7 +204,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = F
     method = make_method(cfg.method, len(cfg.source), 1, **cfg.method_options())
     norms = _norms(cfg)
     train_ds = PairedMaps(cfg.data, cfg.source, cfg.target, "train", cfg.augment, norms, paired=method.paired)
-    val_ds = PairedMaps(cfg.data, cfg.source, cfg.target, "val", False, norms)
+    val_ds = _validation_maps(cfg, norms, method.paired)
     start = time.perf_counter()
     method.fit_prior(*_train_arrays(train_ds))
     if not method.trainable:
@@ -208,10 +213,24 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = F
     loader = DataLoader(train_ds, cfg.batch_size, shuffle=True, num_workers=cfg.num_workers, drop_last=len(train_ds) > cfg.batch_size,
                         persistent_workers=cfg.num_workers > 0)
     val_loader = DataLoader(val_ds, cfg.batch_size, num_workers=cfg.num_workers)
-    fit_run(out, module, loader, val_loader, resume, cfg.max_epochs, cfg.max_minutes, progress,
+    fit_run(out, module, loader, val_loader, resume, cfg.max_epochs, cfg.max_minutes, progress, cfg.deterministic,
             accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision)
     _record_time(out, time.perf_counter() - start)
     return out
+
+
+def _validation_maps(cfg: TrainConfig, norms: dict[str, LogStandardise], paired: bool) -> PairedMaps:
+    """The val split; for an unpaired method, unpaired (each view's target from another galaxy, drawn
+    once) and, when the val split holds a single galaxy, with target views from the train split."""
+    if paired:
+        return PairedMaps(cfg.data, cfg.source, cfg.target, "val", False, norms)
+    with MapStore(cfg.data) as store:
+        one_galaxy = len(np.unique(store.meta("galaxy_id")[store.split("val")])) < 2
+    if one_galaxy:
+        warnings.warn(f"{cfg.data}: the val split holds one galaxy; unpaired validation takes its target views "
+                      f"from the train split", stacklevel=3)
+    return PairedMaps(cfg.data, cfg.source, cfg.target, "val", False, norms, paired=False,
+                      target_split="train" if one_galaxy else "val", seed=cfg.seed)
 
 
 def train_seconds(run: Path) -> float:
@@ -241,17 +260,19 @@ def _save_closed_form(method: TranslationMethod, out: Path, seconds: float) -> P
     return out
 
 
-def load_run(run: str | Path, ema: bool = True, which: str = "best",
-             reverse: bool = False) -> tuple[TrainConfig, TranslationMethod]:
-    """The config and the trained method of a run folder: the checkpoint with the lowest validation
-    loss ('best', the default) or the last one; EMA weights for ``net`` when trained with EMA.
+def load_run(run: str | Path, ema: bool = True, which: str = "best", reverse: bool = False,
+             device: str = "cpu") -> tuple[TrainConfig, TranslationMethod]:
+    """The config and the trained method of a run folder, on ``device`` (auto, cpu, cuda, cuda:N):
+    the checkpoint with the lowest validation loss ('best', the default) or the last one (a
+    closed-form method has only that one fit); EMA weights for ``net`` when trained with EMA.
     ``reverse``: a two-way method (cyclegan) translating target -> source, with the config to match."""
     run = Path(run)
+    dev = resolve_device(device)
     if not (run / CONFIG_NAME).exists():
         raise InputError(f"{run}: no {CONFIG_NAME} (not a skymorph run folder)")
     cfg = TrainConfig.load(run / CONFIG_NAME)
     method = make_method(cfg.method, len(cfg.source), 1, **cfg.method_options())
-    state = checkpoint_state(run, which).get("state_dict", {})
+    state = checkpoint_state(run, which if method.trainable else "last").get("state_dict", {})
     own = {k[len("method."):]: v for k, v in state.items() if k.startswith("method.")}
     try:
         method.load_state_dict(own)
@@ -266,8 +287,7 @@ def load_run(run: str | Path, ema: bool = True, which: str = "best",
         if len(cfg.source) != 1:
             raise ConfigError(f"{run}: reversing needs one source domain, the run has {', '.join(cfg.source)}")
         cfg = cfg.model_copy(update={"source": [cfg.target], "target": cfg.source[0]})
-    method.eval()
-    return cfg, method
+    return cfg, method.to(dev).eval()
 
 
 def epochs_done(run: Path) -> int:

@@ -1,12 +1,17 @@
 """IllustrisTNG / Arepo HDF5 readers: snapshot chunks, group catalogues, web-API cutouts.
 
-Low-level loaders mirror illustris_python (``loadSubset``, ``loadSubhalo``, ``loadSubhalos``,
-``loadHeader``) and return raw code-unit arrays. :func:`read_cutout` and :func:`to_particles`
-convert once, at this boundary, to physical units using the file's own a and h.
+The public loaders are drop-ins for illustris_python's ``snapshot.loadSubset``, ``loadSubhalo``,
+``loadHalo`` and ``groupcat.loadSubhalos``, ``loadHalos``, ``loadHeader`` (the catalogue's header),
+``loadSingle``: same arguments, same code-unit values and return types (one field -> bare array,
+several -> dict with 'count', nothing of the type -> ``{'count': 0}``). :func:`loadSnapHeader` is
+the snapshot's header. Internal callers use :func:`read_particles`, :func:`read_catalogue` and
+:func:`object_range`, which always return dicts / arrays. :func:`read_cutout` and
+:func:`to_particles` convert once, at this boundary, to physical units using the file's own a and h.
 """
 from __future__ import annotations
 
 import glob
+import warnings
 from pathlib import Path
 
 import h5py
@@ -17,6 +22,7 @@ from ..sph import knn_distance
 from . import units
 from .derived import hi_mass
 from .particles import Header, ParticleSet, part_type_name, part_type_number
+from .relations import TNG_COSMOLOGY
 
 #: raw fields every species needs (masses of DM come from the MassTable)
 REQUIRED = {"gas": ("Coordinates", "Masses", "Density"), "dm": ("Coordinates",), "stars": ("Coordinates", "Masses")}
@@ -29,6 +35,19 @@ OPTIONAL = {
 }
 GAS_KERNEL_FACTOR = 2.5  # kernel support / cell radius (TNG team's choice)
 N_NGB = {"stars": 32, "dm": 64}
+#: illustris_python's part type names that particles.part_type_number does not know
+_MORE_NAMES = {"cells": 0, "dmlowres": 2, "tracer": 3, "tracermc": 3, "trmc": 3, "wind": 4, "bhs": 5}
+#: catalogue group -> (singular, plural) in messages
+_NOUN = {"Subhalo": ("subhalo", "subhaloes"), "Group": ("halo", "haloes")}
+
+
+def part_type(ptype: str | int) -> int:
+    """Part type number from a name (any of illustris_python's), a number or a digit string ('4')."""
+    key = str(ptype).strip().lower()
+    try:
+        return part_type_number(int(key) if key.isdigit() else _MORE_NAMES.get(key, key))
+    except ValueError as exc:
+        raise InputError(f"{exc}; illustris_python's names ({', '.join(_MORE_NAMES)}) work too") from None
 
 
 def open_hdf5(path: str | Path) -> h5py.File:
@@ -41,151 +60,305 @@ def open_hdf5(path: str | Path) -> h5py.File:
         raise InputError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from None
 
 
-def _header_from(f: h5py.File, path) -> Header:
+def header_attrs(f: h5py.File, path) -> h5py.AttributeManager:
     if "Header" not in f:
         raise InputError(f"{path}: missing group 'Header'")
-    attrs = f["Header"].attrs
-    try:
-        return Header(a=float(attrs["Time"]), h=float(attrs["HubbleParam"]), box_size=float(attrs["BoxSize"]),
-                      omega_m=float(attrs["Omega0"]), omega_b=float(attrs.get("OmegaBaryon", 0.0486)))
-    except KeyError as exc:
-        raise InputError(f"{path}: Header attribute {exc.args[0]!r} missing") from None
+    return f["Header"].attrs
 
 
-def read_field(f: h5py.File, path, group: str, name: str, sl: slice = slice(None)) -> np.ndarray:
+def header_attr(f: h5py.File, path, name: str):
+    """One Header attribute; a missing one is an error naming the file and the attribute."""
+    attrs = header_attrs(f, path)
+    if name not in attrs:
+        raise InputError(f"{path}: Header attribute {name!r} missing")
+    return attrs[name]
+
+
+def _header_from(f: h5py.File, path) -> Header:
+    attrs = header_attrs(f, path)
+    if "OmegaBaryon" in attrs:
+        omega_b = float(attrs["OmegaBaryon"])
+    else:  # no conversion or map uses it (only Header.cosmology.Ob0 would)
+        omega_b = float(TNG_COSMOLOGY.Ob0)
+        warnings.warn(f"{path}: Header attribute 'OmegaBaryon' missing; assuming TNG's {omega_b}", stacklevel=3)
+    return Header(a=float(header_attr(f, path, "Time")), h=float(header_attr(f, path, "HubbleParam")),
+                  box_size=float(header_attr(f, path, "BoxSize")), omega_m=float(header_attr(f, path, "Omega0")),
+                  omega_b=omega_b)
+
+
+def mass_table(f: h5py.File, path) -> np.ndarray | None:
+    """Header MassTable (code units), None when the file has none (only needed for species without Masses)."""
+    attrs = header_attrs(f, path)
+    return np.asarray(attrs["MassTable"], dtype=np.float64) if "MassTable" in attrs else None
+
+
+def read_field(f: h5py.File, path, group: str, name: str, sl=slice(None)) -> np.ndarray:
     try:
         return f[group][name][sl]
     except KeyError:
         raise InputError(f"{path}: field {group}/{name} missing") from None
+    except IndexError:
+        raise InputError(f"{path}: field {group}/{name} has no row {sl}") from None
     except OSError as exc:
         raise InputError(f"{path}: field {group}/{name} unreadable (truncated file?): {exc}") from None
 
 
-# --------------------------------------------------------------------------- snapshots
+def _squeezed(res: dict, sq: bool = True):
+    """illustris_python's return convention: a single field as the bare array."""
+    names = [k for k in res if k != "count"]
+    return res[names[0]] if sq and len(names) == 1 else res
+
+
+def _as_list(fields):
+    return [fields] if isinstance(fields, str) else fields
+
+
+def _nonempty(f: h5py.File, group: str) -> bool:
+    return group in f and len(f[group]) > 0
+
+
+# --------------------------------------------------------------------------- files
+
+def _chunks(folder: Path, prefixes: tuple[str, ...], snap: int) -> list[Path]:
+    for prefix in prefixes:
+        files = sorted(glob.glob(str(folder / f"{prefix}_{snap:03d}.*.hdf5")), key=lambda p: int(p.rsplit(".", 2)[-2]))
+        if files:
+            return [Path(p) for p in files]
+    return []
+
+
+def _check_complete(files: list[Path], attr: str) -> list[Path]:
+    """The chunks, if as many as the first one's Header ``attr`` announces."""
+    with open_hdf5(files[0]) as f:
+        n = header_attrs(f, files[0]).get(attr)
+    if n is not None and int(n) != len(files):
+        raise InputError(f"{files[0]}: Header {attr} = {int(n)} but {files[0].parent} holds {len(files)} chunks")
+    return files
+
 
 def snapshot_files(base_path: str | Path, snap: int) -> list[Path]:
-    """Chunk files of snapshot ``snap``: snapdir_NNN/snap_NNN.C.hdf5 (or a single snap_NNN.hdf5)."""
+    """Chunk files of snapshot ``snap``: snapdir_NNN/snap_NNN.C.hdf5 (or snapshot_NNN.C.hdf5, or one snap_NNN.hdf5)."""
     base = Path(base_path)
-    files = sorted(glob.glob(str(base / f"snapdir_{snap:03d}" / f"snap_{snap:03d}.*.hdf5")),
-                   key=lambda p: int(p.rsplit(".", 2)[-2]))
+    files = _chunks(base / f"snapdir_{snap:03d}", ("snap", "snapshot"), snap)
     if not files and (base / f"snap_{snap:03d}.hdf5").exists():
-        files = [str(base / f"snap_{snap:03d}.hdf5")]
+        files = [base / f"snap_{snap:03d}.hdf5"]
     if not files:
         raise InputError(f"{base}: no snapshot {snap:03d} (expected snapdir_{snap:03d}/snap_{snap:03d}.N.hdf5)")
-    return [Path(p) for p in files]
+    return _check_complete(files, "NumFilesPerSnapshot")
 
 
 def groupcat_files(base_path: str | Path, snap: int) -> list[Path]:
-    """Chunk files of the group catalogue: groups_NNN/fof_subhalo_tab_NNN.C.hdf5."""
+    """Chunk files of the group catalogue: groups_NNN/fof_subhalo_tab_NNN.C.hdf5 (or Illustris' groups_NNN.C.hdf5)."""
     base = Path(base_path)
-    files = sorted(glob.glob(str(base / f"groups_{snap:03d}" / f"fof_subhalo_tab_{snap:03d}.*.hdf5")),
-                   key=lambda p: int(p.rsplit(".", 2)[-2]))
+    files = _chunks(base / f"groups_{snap:03d}", ("fof_subhalo_tab", "groups"), snap)
     if not files:
         raise InputError(f"{base}: no group catalogue for snapshot {snap:03d} "
                          f"(expected groups_{snap:03d}/fof_subhalo_tab_{snap:03d}.N.hdf5)")
-    return [Path(p) for p in files]
+    return _check_complete(files, "NumFiles")
 
 
-def loadHeader(base_path: str | Path, snap: int) -> dict:  # noqa: N802 (illustris_python's name)
-    """Header attributes of the snapshot's first chunk, as a dict."""
-    path = snapshot_files(base_path, snap)[0]
+def loadSnapHeader(basePath, snapNum: int) -> dict:  # noqa: N802,N803 (illustris_python's vocabulary)
+    """Header attributes of the snapshot's first chunk."""
+    path = snapshot_files(basePath, snapNum)[0]
     with open_hdf5(path) as f:
-        return dict(f["Header"].attrs)
+        return dict(header_attrs(f, path))
 
 
-def _load_range(files: list[Path], ptype: str | int, fields, start: int = 0, count: int | None = None) -> dict:
-    """Concatenate ``fields`` of part type ``ptype`` over the global index range [start, start+count)."""
-    num = part_type_number(ptype)
-    group = f"PartType{num}"
-    counts = []
+def loadHeader(basePath, snapNum: int) -> dict:  # noqa: N802,N803
+    """Header attributes of the group catalogue's first chunk (Ngroups_Total, Nsubgroups_Total, ...)."""
+    path = groupcat_files(basePath, snapNum)[0]
+    with open_hdf5(path) as f:
+        return dict(header_attrs(f, path))
+
+
+# --------------------------------------------------------------------------- snapshots
+
+def _type_layout(files: list[Path], num: int) -> tuple[list[int], Path | None]:
+    """NumPart_ThisFile[num] of every chunk, and the first chunk holding part type ``num``."""
+    counts, holder = [], None
     for p in files:
         with open_hdf5(p) as f:
-            counts.append(int(f["Header"].attrs["NumPart_ThisFile"][num]))
+            counts.append(int(header_attr(f, p, "NumPart_ThisFile")[num]))
+            if holder is None and _nonempty(f, f"PartType{num}"):
+                holder = p
+    return counts, holder
+
+
+def chunk_with_type(files: list[Path], ptype) -> Path | None:
+    """The first chunk holding part type ``ptype`` (its field list is the snapshot's), None if none does."""
+    group = f"PartType{part_type(ptype)}"
+    for p in files:
+        with open_hdf5(p) as f:
+            if _nonempty(f, group):
+                return p
+    return None
+
+
+def read_particles(files: list[Path], ptype, fields=None, start: int = 0, count: int | None = None,
+                   mdi=None, float32: bool = False) -> dict:
+    """``fields`` of part type ``ptype`` over the global index range [start, start+count), over all chunks.
+
+    Returns {'count': n, field: array} ({'count': 0} for an empty range); no ``fields`` means all
+    fields of the first chunk holding the type; ``mdi[i]`` picks one column of 2-D field i;
+    ``float32`` reads float64 fields as float32.
+    """
+    if count == 0:
+        return {"count": 0}
+    num = part_type(ptype)
+    group = f"PartType{num}"
+    counts, holder = _type_layout(files, num)
     total = sum(counts)
     count = total - start if count is None else count
-    if start < 0 or start + count > total:
+    if start < 0 or count < 0 or start + count > total:
         raise InputError(f"{files[0].parent}: particle range [{start}, {start + count}) of {group} "
                          f"outside the snapshot's {total} particles")
-    out = {"count": count}
-    parts: dict[str, list] = {name: [] for name in fields}
+    if count == 0:
+        return {"count": 0}
+    if holder is None:
+        raise InputError(f"{files[0].parent}: Header NumPart_ThisFile counts {total} particles of {group} "
+                         f"but no chunk holds {group}")
+    with open_hdf5(holder) as f:
+        names = list(fields) if fields else list(f[group].keys())
+        cols = [None] * len(names) if mdi is None else list(mdi)
+        if len(cols) != len(names):
+            raise InputError(f"mdi has {len(cols)} entries for {len(names)} fields")
+        for name, col in zip(names, cols):
+            if name not in f[group]:
+                raise InputError(f"{holder}: field {group}/{name} missing")
+            if col is not None and f[group][name].ndim != 2:
+                raise InputError(f"{holder}: field {group}/{name} is not 2-D: mdi cannot pick a column")
+    parts: dict[str, list] = {name: [] for name in names}
     first = 0
     for p, n in zip(files, counts):
         lo, hi = max(start, first), min(start + count, first + n)
         if hi > lo:
             with open_hdf5(p) as f:
                 if group not in f:
-                    raise InputError(f"{p}: missing part type {part_type_name(num)} ({group})")
-                for name in fields:
-                    parts[name].append(read_field(f, p, group, name, slice(lo - first, hi - first)))
+                    raise InputError(f"{p}: missing part type {group} (Header NumPart_ThisFile says {n})")
+                rows = slice(lo - first, hi - first)
+                for name, col in zip(names, cols):
+                    arr = read_field(f, p, group, name, rows if col is None else (rows, col))
+                    parts[name].append(arr.astype(np.float32) if float32 and arr.dtype == np.float64 else arr)
         first += n
-    for name in fields:
-        out[name] = np.concatenate(parts[name]) if parts[name] else np.zeros(0)
-    return out
+    return {"count": count, **{name: np.concatenate(v) for name, v in parts.items()}}
 
 
-def loadSubset(base_path, snap: int, part_type, fields) -> dict:  # noqa: N802
-    """All particles of one type in a snapshot (illustris_python semantics, code units)."""
-    return _load_range(snapshot_files(base_path, snap), part_type, list(fields))
+def loadSubset(basePath, snapNum: int, partType, fields=None, subset=None, mdi=None, sq: bool = True,  # noqa: N802,N803
+               float32: bool = False):
+    """All particles of one type (code units), or with ``subset`` ({'offsetType', 'lenType'} by type) a range.
 
-
-def _load_groupcat(base_path, snap: int, group: str, fields) -> dict:
-    files = groupcat_files(base_path, snap)
-    out: dict[str, list] = {name: [] for name in fields}
-    for p in files:
-        with open_hdf5(p) as f:
-            if group not in f or not len(f[group].keys()):
-                continue  # chunks without any object of this kind have an empty group
-            for name in fields:
-                out[name].append(read_field(f, p, group, name))
-    res = {name: np.concatenate(v) for name, v in out.items() if v}
-    res["count"] = len(next(iter(res.values()))) if res else 0
-    return res
-
-
-def loadSubhalos(base_path, snap: int, fields) -> dict:  # noqa: N802
-    """Subhalo fields of the group catalogue (code units), concatenated over chunks."""
-    return _load_groupcat(base_path, snap, "Subhalo", list(fields))
-
-
-def loadHalos(base_path, snap: int, fields) -> dict:  # noqa: N802
-    """FoF group fields of the group catalogue (code units), concatenated over chunks."""
-    return _load_groupcat(base_path, snap, "Group", list(fields))
-
-
-def subhalo_offsets(base_path, snap: int) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets, lengths) per subhalo and part type into the snapshot's particle order.
-
-    Uses postprocessing/offsets/offsets_NNN.hdf5 (Subhalo/SnapByType) when present, as
-    illustris_python does; otherwise derives them from the group catalogue, whose particle
-    order is by FoF group, then subhalo within the group (Subfind order).
+    One field (and ``sq``) -> the bare array; several or none given (all) -> {'count', field: array};
+    no particles -> {'count': 0}.
     """
-    lengths = loadSubhalos(base_path, snap, ["SubhaloLenType"])
-    if lengths["count"] == 0:
-        raise InputError(f"{base_path}: the group catalogue of snapshot {snap:03d} has no subhaloes")
-    lengths = lengths["SubhaloLenType"].astype(np.int64)
-    offset_file = Path(base_path).parent / "postprocessing" / "offsets" / f"offsets_{snap:03d}.hdf5"
-    if offset_file.exists():
-        with open_hdf5(offset_file) as f:
-            return read_field(f, offset_file, "Subhalo", "SnapByType").astype(np.int64), lengths
-    groups = loadHalos(base_path, snap, ["GroupLenType", "GroupFirstSub", "GroupNsubs"])
-    group_off = np.concatenate([[np.zeros(6, np.int64)], np.cumsum(groups["GroupLenType"], axis=0)[:-1]])
+    num = part_type(partType)
+    start, count = (0, None) if subset is None else (int(subset["offsetType"][num]), int(subset["lenType"][num]))
+    return _squeezed(read_particles(snapshot_files(basePath, snapNum), num, _as_list(fields), start, count,
+                                    mdi, float32), sq)
+
+
+# --------------------------------------------------------------------------- group catalogues
+
+def read_catalogue(base_path, snap: int, group: str, fields=None) -> dict:
+    """``fields`` of the catalogue's 'Group' or 'Subhalo' objects concatenated over chunks: {'count', field: array}.
+
+    Chunks without objects of the kind are skipped; no ``fields`` means all fields of the first
+    chunk holding objects; a catalogue without any -> {'count': 0}.
+    """
+    names = list(fields) if fields else None
+    parts: dict[str, list] = {}
+    for p in groupcat_files(base_path, snap):
+        with open_hdf5(p) as f:
+            if not _nonempty(f, group):
+                continue
+            names = names or list(f[group].keys())
+            for name in names:
+                parts.setdefault(name, []).append(read_field(f, p, group, name))
+    if not parts:
+        return {"count": 0}
+    out = {name: np.concatenate(v) for name, v in parts.items()}
+    return {"count": len(out[names[0]]), **out}
+
+
+def loadSubhalos(basePath, snapNum: int, fields=None):  # noqa: N802,N803
+    """Subhalo fields of the group catalogue (code units); one field -> the bare array."""
+    return _squeezed(read_catalogue(basePath, snapNum, "Subhalo", _as_list(fields)))
+
+
+def loadHalos(basePath, snapNum: int, fields=None):  # noqa: N802,N803
+    """FoF group fields of the group catalogue (code units); one field -> the bare array."""
+    return _squeezed(read_catalogue(basePath, snapNum, "Group", _as_list(fields)))
+
+
+def _locate(base_path, snap: int, group: str, obj_id: int) -> tuple[Path, int]:
+    """The catalogue chunk holding object ``obj_id`` of ``group``, and its row there."""
+    first = 0
+    for p in groupcat_files(base_path, snap):
+        with open_hdf5(p) as f:
+            n = len(next(iter(f[group].values()))) if _nonempty(f, group) else 0
+        if 0 <= obj_id - first < n:
+            return p, obj_id - first
+        first += n
+    one, many = _NOUN[group]
+    raise InputError(f"{base_path}: {one} {obj_id} does not exist in snapshot {snap:03d} (it has {first} {many})")
+
+
+def loadSingle(basePath, snapNum: int, haloID: int = -1, subhaloID: int = -1) -> dict:  # noqa: N802,N803
+    """Every catalogue field of one halo or one subhalo (give exactly one of the ids)."""
+    if (haloID < 0) == (subhaloID < 0):
+        raise InputError(f"loadSingle: give either haloID or subhaloID, not both or neither "
+                         f"(got haloID={haloID}, subhaloID={subhaloID})")
+    group, obj_id = ("Subhalo", subhaloID) if subhaloID >= 0 else ("Group", haloID)
+    path, row = _locate(basePath, snapNum, group, obj_id)
+    with open_hdf5(path) as f:
+        return {name: read_field(f, path, group, name, row) for name in f[group]}
+
+
+def _derived_offsets(base_path, snap: int, group: str) -> np.ndarray:
+    """Offsets by part type of every halo or subhalo: particles are ordered by FoF group, then subhalo (Subfind)."""
+    groups = read_catalogue(base_path, snap, "Group", ["GroupLenType", "GroupFirstSub", "GroupNsubs"])
+    glen = groups["GroupLenType"].astype(np.int64)
+    group_off = np.cumsum(glen, axis=0) - glen
+    if group == "Group":
+        return group_off
+    lengths = read_catalogue(base_path, snap, "Subhalo", ["SubhaloLenType"])["SubhaloLenType"].astype(np.int64)
     offsets = np.zeros_like(lengths)
     for g in np.flatnonzero(groups["GroupNsubs"] > 0):
         first, n = int(groups["GroupFirstSub"][g]), int(groups["GroupNsubs"][g])
-        offsets[first:first + n] = group_off[g] + np.concatenate(
-            [np.zeros((1, 6), np.int64), np.cumsum(lengths[first:first + n - 1], axis=0)])
-    return offsets, lengths
+        sub = lengths[first:first + n]
+        offsets[first:first + n] = group_off[g] + np.cumsum(sub, axis=0) - sub
+    return offsets
 
 
-def loadSubhalo(base_path, snap: int, subhalo_id: int, part_type, fields) -> dict:  # noqa: N802
-    """Particles of one subhalo (illustris_python semantics, code units)."""
-    offsets, lengths = subhalo_offsets(base_path, snap)
-    if not 0 <= subhalo_id < len(lengths):
-        raise InputError(f"{base_path}: subhalo {subhalo_id} does not exist in snapshot {snap:03d} "
-                         f"(it has {len(lengths)} subhaloes)")
-    num = part_type_number(part_type)
-    return _load_range(snapshot_files(base_path, snap), num, list(fields),
-                       int(offsets[subhalo_id, num]), int(lengths[subhalo_id, num]))
+def object_range(base_path, snap: int, group: str, obj_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(offset, length) by part type of halo ('Group') or subhalo ('Subhalo') ``obj_id`` in the snapshot.
+
+    The offset comes from postprocessing/offsets/offsets_NNN.hdf5 ({group}/SnapByType) when present,
+    as in illustris_python, otherwise from the catalogue's lengths in Subfind order.
+    """
+    path, row = _locate(base_path, snap, group, obj_id)
+    with open_hdf5(path) as f:
+        length = read_field(f, path, group, f"{group}LenType", row).astype(np.int64)
+    offset_file = Path(base_path).parent / "postprocessing" / "offsets" / f"offsets_{snap:03d}.hdf5"
+    if offset_file.exists():
+        with open_hdf5(offset_file) as f:
+            return read_field(f, offset_file, group, "SnapByType", obj_id).astype(np.int64), length
+    return _derived_offsets(base_path, snap, group)[obj_id], length
+
+
+def _object_particles(base_path, snap: int, group: str, obj_id: int, ptype, fields) -> dict:
+    num = part_type(ptype)
+    offset, length = object_range(base_path, snap, group, int(obj_id))
+    return read_particles(snapshot_files(base_path, snap), num, _as_list(fields), int(offset[num]), int(length[num]))
+
+
+def loadSubhalo(basePath, snapNum: int, id: int, partType, fields=None):  # noqa: N802,N803,A002
+    """Particles of one type of one subhalo (code units), returned as :func:`loadSubset` does."""
+    return _squeezed(_object_particles(basePath, snapNum, "Subhalo", id, partType, fields))
+
+
+def loadHalo(basePath, snapNum: int, id: int, partType, fields=None):  # noqa: N802,N803,A002
+    """Particles of one type of one FoF halo (code units), returned as :func:`loadSubset` does."""
+    return _squeezed(_object_particles(basePath, snapNum, "Group", id, partType, fields))
 
 
 # --------------------------------------------------------------------------- physical conversion
@@ -198,7 +371,7 @@ def _check_finite(path, group: str, name: str, arr: np.ndarray, nonnegative: boo
         raise InputError(f"{path}: field {group}/{name} has {int((arr < 0).sum())} negative values")
 
 
-def to_particles(raw: dict, ptype: str, header: Header, mass_table: np.ndarray, source) -> ParticleSet:
+def to_particles(raw: dict, ptype: str, header: Header, mass_table: np.ndarray | None, source) -> ParticleSet:
     """Convert raw code-unit fields of one species into a physical :class:`ParticleSet`.
 
     Gas gets 'density' [Msun/kpc^3], 'temperature' [K], 'eos' (star-forming: T from the effective
@@ -206,7 +379,8 @@ def to_particles(raw: dict, ptype: str, header: Header, mass_table: np.ndarray, 
     wind particles (GFM_StellarFormationTime <= 0) are dropped from stars.
     """
     cu = units.CodeUnits(header.a, header.h)
-    group = f"PartType{part_type_number(ptype)}"
+    num = part_type_number(ptype)
+    group = f"PartType{num}"
     for name, arr in raw.items():
         if name != "count":
             _check_finite(source, group, name, arr, nonnegative=name in ("Masses", "Density", "InternalEnergy"))
@@ -217,10 +391,12 @@ def to_particles(raw: dict, ptype: str, header: Header, mass_table: np.ndarray, 
     pos = raw["Coordinates"].astype(np.float64) * cu.length_kpc
     if "Masses" in raw:
         mass = raw["Masses"].astype(np.float64) * cu.mass_msun
+    elif mass_table is None:
+        raise InputError(f"{source}: {group} has no Masses field and Header attribute 'MassTable' is missing")
+    elif mass_table[num] <= 0:
+        raise InputError(f"{source}: {group} has no Masses field and Header MassTable[{num}] is 0")
     else:
-        if mass_table[1] <= 0:
-            raise InputError(f"{source}: {group} has no Masses field and Header MassTable[1] is 0")
-        mass = np.full(n, mass_table[1] * cu.mass_msun)
+        mass = np.full(n, mass_table[num] * cu.mass_msun)
     fields: dict[str, np.ndarray] = {}
     if "Velocities" in raw:
         fields["velocity"] = raw["Velocities"].astype(np.float64) * cu.velocity_kms
@@ -271,7 +447,7 @@ def read_cutout(path: str | Path, parttypes=("gas", "dm", "stars"), require: dic
     with open_hdf5(path) as f:
         header = _header_from(f, path)
         out["header"] = header
-        mass_table = np.asarray(f["Header"].attrs.get("MassTable", np.zeros(6)), dtype=np.float64)
+        table = mass_table(f, path)
         for pt in parttypes:
             ptype = part_type_name(pt)
             group = f"PartType{part_type_number(ptype)}"
@@ -279,7 +455,7 @@ def read_cutout(path: str | Path, parttypes=("gas", "dm", "stars"), require: dic
                 raise InputError(f"{path}: missing part type {ptype} ({group}): the galaxy has no {ptype} particles")
             names = fields_to_read(f, group, ptype, path, require.get(ptype, ()))
             raw = {name: read_field(f, path, group, name) for name in names}
-            ps = to_particles(raw, ptype, header, mass_table, path)
+            ps = to_particles(raw, ptype, header, table, path)
             if len(ps) == 0:
                 raise InputError(f"{path}: {group} is empty: the galaxy has no {ptype} particles")
             out[ptype] = ps

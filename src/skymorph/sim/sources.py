@@ -12,8 +12,8 @@ import numpy as np
 
 from ..errors import InputError
 from .particles import Header, ParticleSet, part_type_number
-from .reader import (open_hdf5, read_field, fields_to_read, loadSubhalo, loadSubhalos, read_cutout, read_header,
-                     snapshot_files, to_particles)
+from .reader import (chunk_with_type, fields_to_read, mass_table, object_range, open_hdf5, read_catalogue, read_cutout,
+                     read_field, read_header, read_particles, snapshot_files, to_particles)
 
 CATALOG_NAME = "catalog.hdf5"
 
@@ -92,7 +92,7 @@ class TNGSimulation:
         self.path = Path(base_path)
         self.snapshot = int(snapshot)
         self.header = read_header(snapshot_files(self.path, self.snapshot)[0])
-        self._cat = loadSubhalos(self.path, self.snapshot, ["SubhaloPos", "SubhaloHalfmassRadType"])
+        self._cat = read_catalogue(self.path, self.snapshot, "Subhalo", ["SubhaloPos", "SubhaloHalfmassRadType"])
         n = self._cat["count"]
         ids = np.arange(n) if subhalos is None else np.asarray(list(subhalos), dtype=int)
         missing = ids[(ids < 0) | (ids >= n)]
@@ -113,18 +113,21 @@ class TNGSimulation:
         files = snapshot_files(self.path, self.snapshot)
         header = self.header
         with open_hdf5(files[0]) as f:
-            mass_table = np.asarray(f["Header"].attrs["MassTable"], dtype=np.float64)
+            table = mass_table(f, files[0])
+        offset, length = object_range(self.path, self.snapshot, "Subhalo", galaxy_id)
         parts = {}
         for ptype in parttypes:
-            group = f"PartType{part_type_number(ptype)}"
-            with open_hdf5(files[0]) as f:
-                if group not in f:
-                    raise InputError(f"{files[0]}: missing part type {ptype} ({group})")
-                names = fields_to_read(f, group, ptype, files[0], (require or {}).get(ptype, ()))
-            raw = loadSubhalo(self.path, self.snapshot, galaxy_id, ptype, names)
+            num = part_type_number(ptype)
+            group = f"PartType{num}"
+            holder = chunk_with_type(files, num)  # field lists from a chunk that has the type, as illustris_python
+            if holder is None:
+                raise InputError(f"{files[0].parent}: missing part type {ptype} ({group}) in all {len(files)} chunks")
+            with open_hdf5(holder) as f:
+                names = fields_to_read(f, group, ptype, holder, (require or {}).get(ptype, ()))
+            raw = read_particles(files, num, names, int(offset[num]), int(length[num]))
             if raw["count"] == 0:
                 raise InputError(f"{self.path}: subhalo {galaxy_id} has no {ptype} particles ({group} is empty)")
-            parts[ptype] = to_particles(raw, ptype, header, mass_table, f"{self.path} subhalo {galaxy_id}")
+            parts[ptype] = to_particles(raw, ptype, header, table, f"{self.path} subhalo {galaxy_id}")
         centre, rhalf = _catalog_rows(self._cat, header.a / header.h, galaxy_id)
         centred = {k: v.centred(centre, header.box_kpc) for k, v in parts.items()}
         return Galaxy(galaxy_id, header, centre, centred, _half_mass(rhalf), str(self.path), self.snapshot)

@@ -1,0 +1,4 @@
+"""python -m skymorph.cli: the skymorph command."""
+from . import app
+
+app()

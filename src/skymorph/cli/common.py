@@ -1,0 +1,48 @@
+"""The command objects and helpers every command module shares."""
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Literal
+
+import typer
+
+from ..errors import SkymorphError
+
+app = typer.Typer(help="Deep learning on astrophysical simulations: galaxies -> paired multi-domain maps -> models.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+maps_app = typer.Typer(help="Build and inspect paired multi-domain map datasets.", no_args_is_help=True)
+app.add_typer(maps_app, name="maps")
+cosmo_app = typer.Typer(help="Differentiable particle-mesh simulations (FastPM scheme, torch).", no_args_is_help=True)
+app.add_typer(cosmo_app, name="cosmo")
+lensing_app = typer.Typer(help="Weak-lensing convergence and shear maps from PM runs.", no_args_is_help=True)
+app.add_typer(lensing_app, name="lensing")
+
+Split = Literal["train", "val", "test"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+def friendly(fn):
+    """Turn SkymorphError (and unreadable paths) into one clear line and a non-zero exit."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SkymorphError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            typer.secho("interrupted: rerun the same command to resume", fg="yellow", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+def number_list(text: str, option: str, cast=int) -> list:
+    """Comma-separated integers (``cast=int``) or numbers (``cast=float``) of a command-line option."""
+    try:
+        return [cast(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        what, example = ("integers", "1,2,5,10") if cast is int else ("numbers", "0,1,2")
+        raise SkymorphError(f"{option} {text!r}: expected comma-separated {what}, e.g. {example}") from None
+
+

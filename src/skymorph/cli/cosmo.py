@@ -1,0 +1,147 @@
+"""The physics wing: cosmo sim / power, lensing maps / train-prior / massmap / benchmark."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import typer
+
+from ..errors import SkymorphError
+from .common import Device, cosmo_app, friendly, lensing_app
+
+
+@cosmo_app.command("sim")
+@friendly
+def cosmo_sim(out: Path = typer.Option(..., help="output simulation file (.h5)"),
+              mesh: int = typer.Option(64, help="PM mesh cells per side (positive, even)"),
+              box: float = typer.Option(256.0, help="box side in Mpc/h"),
+              pm_steps: int = typer.Option(10, help="PM kick-drift-kick steps from --a-init"),
+              omega_m: float = typer.Option(0.3089, help="matter density Omega_m in (0, 1)"),
+              sigma8: float = typer.Option(0.8159, help="sigma_8 (> 0)"),
+              seed: int = typer.Option(0, help="random seed of the white noise"),
+              particles: Optional[int] = typer.Option(None, help="particles per side (default: --mesh)"),
+              a_out: str = typer.Option("0.25,0.5,1", help="comma-separated output scale factors"),
+              a_init: float = typer.Option(0.1, help="starting scale factor (2LPT)"),
+              overwrite: bool = typer.Option(False, help="replace an existing output"),
+              progress: bool = typer.Option(True, help="progress bar")):
+    """Run a FastPM N-body simulation; density snapshots, final particles and parameters to HDF5."""
+    from ..cosmo.linear import Cosmology
+    from ..cosmo.products import run_simulation
+
+    try:
+        a_list = [float(a) for a in a_out.split(",")]
+    except ValueError:
+        raise SkymorphError(f"--a-out {a_out!r}: expected comma-separated scale factors") from None
+    path = run_simulation(out, Cosmology(omega_m, sigma8), mesh, box, pm_steps, seed, particles, a_list, a_init,
+                          overwrite, progress)
+    typer.echo(f"wrote {path}")
+
+
+@cosmo_app.command("power")
+@friendly
+def cosmo_power(sim: Path = typer.Argument(..., help="simulation file from 'skymorph cosmo sim'"),
+                out: Path = typer.Option(..., help="output PNG"),
+                overwrite: bool = typer.Option(False, help="replace an existing output")):
+    """Measured P(k) of each snapshot against linear theory times D(a)^2."""
+    from ..cosmo.products import plot_power
+
+    typer.echo(f"wrote {plot_power(sim, out, overwrite)}")
+
+
+@lensing_app.command("maps")
+@friendly
+def lensing_maps(out: Path = typer.Option(..., help="output map file (.h5)"),
+                 omega_m: str = typer.Option("0.3089", help="Omega_m, or a range lo:hi drawn per map"),
+                 sigma8: str = typer.Option("0.8159", help="sigma_8, or a range lo:hi drawn per map"),
+                 n_maps: int = typer.Option(1, help="number of maps (one PM run each)"),
+                 field_deg: float = typer.Option(5.0, help="field side in degrees"),
+                 npix: int = typer.Option(128, help="pixels per side"),
+                 z_source: float = typer.Option(1.0, help="source redshift"),
+                 seed: int = typer.Option(0, help="random seed"),
+                 box: float = typer.Option(256.0, help="PM box side in Mpc/h"),
+                 mesh: int = typer.Option(64, help="PM mesh (and particles) per side"),
+                 pm_steps: int = typer.Option(10, help="PM kick-drift-kick steps per map"),
+                 n_gal: float = typer.Option(30.0, help="galaxies per arcmin^2 (shape noise)"),
+                 sigma_e: float = typer.Option(0.26, help="ellipticity dispersion per component"),
+                 mask: Optional[Path] = typer.Option(None, help="mask (.npy or .fits, npix x npix, 1 = observed)"),
+                 overwrite: bool = typer.Option(False, help="replace an existing output"),
+                 progress: bool = typer.Option(True, help="progress bar")):
+    """Born convergence maps from PM density planes, with KS shear, shape noise and an optional mask."""
+    from ..cosmo.products import make_kappa_maps
+
+    path = make_kappa_maps(out, omega_m, sigma8, n_maps, field_deg, npix, z_source, seed, box, mesh, pm_steps,
+                           n_gal, sigma_e, mask, overwrite=overwrite, progress=progress)
+    typer.echo(f"wrote {path}")
+
+
+@lensing_app.command("train-prior")
+@friendly
+def lensing_train_prior(data: Optional[Path] = typer.Option(None, help="convergence maps (kappa.h5 of 'lensing maps')"),
+                        out: Path = typer.Option(..., help="run folder (prior.yaml, checkpoints, logs)"),
+                        max_epochs: Optional[int] = typer.Option(None, help="epochs (default 1000)"),
+                        max_minutes: Optional[float] = typer.Option(None, help="wall-clock budget in minutes"),
+                        base_channels: int = typer.Option(16, help="U-Net width"),
+                        batch_size: int = typer.Option(32, help="maps per batch"),
+                        seed: int = typer.Option(0, help="random seed"),
+                        device: Device = typer.Option("auto", help="where the prior trains (auto: CUDA when available)"),
+                        deterministic: bool = typer.Option(True, help="deterministic kernels (reproducible on the CPU; "
+                                                                      "some CUDA kernels have none)"),
+                        resume: bool = typer.Option(False, help="continue an interrupted or finished run in OUT"),
+                        overwrite: bool = typer.Option(False, help="replace an existing run folder"),
+                        progress: bool = typer.Option(True, help="progress bar")):
+    """Train the convergence score prior (denoising score matching, residual to the Gaussian score)."""
+    from ..cosmo.prior import train_prior
+
+    if data is None and not resume:
+        raise SkymorphError("train-prior needs --data kappa.h5 (or --resume)")
+    opts = {} if resume else {"base_channels": base_channels, "batch_size": batch_size, "seed": seed,
+                              "deterministic": deterministic}
+    typer.echo(f"trained {train_prior(data, out, max_epochs, max_minutes, resume, overwrite, progress, device, **opts)}")
+
+
+@lensing_app.command("massmap")
+@friendly
+def lensing_massmap(shear: Path = typer.Option(..., help="shear file (/gamma_obs, /mask; e.g. a kappa.h5)"),
+                    estimator: Literal["ks", "wiener", "posterior"] = typer.Option(
+                        "posterior", help="Kaiser-Squires, Wiener filter or score-prior posterior samples"),
+                    out: Path = typer.Option(..., help="output result.h5"),
+                    prior: Optional[Path] = typer.Option(None, help="prior run folder (train-prior)"),
+                    samples: int = typer.Option(8, help="posterior samples per map"),
+                    smoothing: Optional[float] = typer.Option(None, help="KS Gaussian smoothing in arcmin "
+                                                                          "(default: the prior run's choice)"),
+                    maps: Optional[str] = typer.Option(None, help="maps of the file: a:b or i,j,k (default all)"),
+                    noise_levels: int = typer.Option(30, help="posterior: noise levels of the annealing"),
+                    langevin_steps: int = typer.Option(3, help="posterior: Langevin steps per noise level"),
+                    seed: int = typer.Option(0, help="random seed"),
+                    device: Device = typer.Option("auto", help="where the prior runs (auto: CUDA when available)"),
+                    overwrite: bool = typer.Option(False, help="replace an existing output"),
+                    progress: bool = typer.Option(True, help="progress bar")):
+    """Convergence maps from shear: Kaiser-Squires, Wiener filter or score-prior posterior samples."""
+    from ..cosmo.massbench import run_massmap
+
+    path, info = run_massmap(shear, estimator, out, prior, samples, smoothing, maps, noise_levels, langevin_steps, seed,
+                             overwrite, progress, device)
+    if estimator == "posterior":
+        typer.echo(f"{info['seconds_per_sample']:.3g} s and {info['score_evaluations_per_sample']} score evaluations per sample")
+    typer.echo(f"wrote {path}")
+
+
+@lensing_app.command("benchmark")
+@friendly
+def lensing_benchmark(data: Path = typer.Option(..., help="held-out convergence maps with shear (kappa.h5)"),
+                      prior: Path = typer.Option(..., help="prior run folder (train-prior)"),
+                      out: Path = typer.Option(..., help="folder for results.json/.md and massmap.png"),
+                      samples: int = typer.Option(16, help="posterior samples per map"),
+                      maps: Optional[str] = typer.Option(None, help="maps of the file: a:b or i,j,k (default all)"),
+                      noise_levels: int = typer.Option(30, help="noise levels of the annealing"),
+                      langevin_steps: int = typer.Option(3, help="Langevin steps per noise level"),
+                      seed: int = typer.Option(0, help="random seed"),
+                      device: Device = typer.Option("auto", help="where the prior runs (auto: CUDA when available)"),
+                      overwrite: bool = typer.Option(False, help="replace existing outputs"),
+                      progress: bool = typer.Option(True, help="progress bars")):
+    """KS vs Wiener vs posterior mean on held-out maps: RMSE, Pearson r, calibration, cost, figure."""
+    from ..cosmo.massbench import results_markdown, run_benchmark
+
+    typer.echo(results_markdown(run_benchmark(data, prior, out, samples, maps, noise_levels, langevin_steps, seed,
+                                                  overwrite, progress, device)))
+    typer.echo(f"wrote {out / 'results.md'}, {out / 'results.json'} and {out / 'massmap.png'}")

@@ -1,0 +1,96 @@
+"""Commands that make and inspect map stores: synth, maps build / info / show / fits."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import SkymorphError
+from .common import app, friendly, maps_app, number_list
+
+
+@app.command()
+@friendly
+def synth(out_dir: Path = typer.Argument(..., help="folder for cutout_<id>.hdf5 and catalog.hdf5"),
+          galaxies: int = typer.Option(16, help="number of galaxies"),
+          particles: int = typer.Option(10_000, help="particles per species per galaxy"),
+          seed: int = typer.Option(0, help="random seed (same seed, same files)"),
+          redshift: float = typer.Option(0.0, help="redshift of the snapshot"),
+          overwrite: bool = typer.Option(False, help="replace existing files")):
+    """Write synthetic galaxies as TNG-format cutouts (code units) plus a catalogue."""
+    from ..sim.synth import synthesize
+
+    cat = synthesize(out_dir, galaxies, particles, seed=seed, redshift=redshift, overwrite=overwrite)
+    typer.echo(f"wrote {galaxies} galaxies and {cat}")
+
+
+@maps_app.command("build")
+@friendly
+def maps_build(source: Path = typer.Argument(..., help="folder of cutouts with catalog.hdf5, or a TNG basePath"),
+               out: Path = typer.Option(..., help="output map store (.h5)"),
+               domains: str = typer.Option("dm,star,gas,hi,hi21,temp,bfield", help="comma-separated domains"),
+               size: int = typer.Option(64, help="pixels per side"),
+               rotations: int = typer.Option(3, help="random rotations per galaxy (plus the unrotated view)"),
+               fov: float = typer.Option(1.0, help="half-width in half-mass radii of --fov-ref"),
+               fov_ref: str = typer.Option("gas", help="gas, dm or star"),
+               face_edge: bool = typer.Option(False, help="add face-on and edge-on views (stellar spin)"),
+               snapshot: Optional[int] = typer.Option(None, help="snapshot number (TNG simulation folder)"),
+               subhalos: Optional[str] = typer.Option(None, help="subhalo ids, e.g. 0-99 or 3,5,7"),
+               seed: int = typer.Option(0, help="random seed for rotations and splits"),
+               workers: int = typer.Option(1, help="worker processes"),
+               splits: str = typer.Option("0.8,0.1,0.1", help="train,val,test fractions of the galaxies"),
+               overwrite: bool = typer.Option(False, help="replace an existing output")):
+    """Project galaxies into a paired multi-domain map store (resumes an interrupted build)."""
+    from ..data.build import build_dataset
+    from ..sim.sources import open_source, parse_ids
+
+    try:
+        ids = parse_ids(subhalos)
+    except ValueError:
+        raise SkymorphError(f"--subhalos {subhalos!r}: expected ids like 0-99 or 3,5,7") from None
+    src = open_source(source, snapshot, ids)
+    fractions = number_list(splits, "--splits", float)
+    path = build_dataset(src, out, domains, size, rotations, fov, fov_ref, seed, workers, overwrite, face_edge,
+                         splits=fractions)
+    typer.echo(f"wrote {path}")
+
+
+@maps_app.command("info")
+@friendly
+def maps_info(store: Path = typer.Argument(..., help="map store (.h5)")):
+    """Counts, domains, units, splits and value ranges of a map store."""
+    from ..data.show import store_info
+    from ..data.store import MapStore
+
+    with MapStore(store) as s:
+        typer.echo(store_info(s))
+
+
+@maps_app.command("show")
+@friendly
+def maps_show(store: Path = typer.Argument(..., help="map store (.h5)"),
+              index: int = typer.Option(0, help="view index"),
+              out: Path = typer.Option(..., help="output PNG"),
+              overwrite: bool = typer.Option(False, help="replace an existing output")):
+    """All domains of one view in a panel (log colours, colour bars with units, kpc scale bar)."""
+    from ..data.show import show_view
+    from ..data.store import MapStore
+
+    with MapStore(store) as s:
+        typer.echo(f"wrote {show_view(s, index, out, overwrite)}")
+
+
+@maps_app.command("fits")
+@friendly
+def maps_fits(store: Path = typer.Argument(..., help="map store (.h5)"),
+              index: int = typer.Option(0, help="view index"),
+              domain: str = typer.Option(..., help="domain to export"),
+              out: Path = typer.Option(..., help="output FITS file"),
+              overwrite: bool = typer.Option(False, help="replace an existing output")):
+    """Export one map as FITS with BUNIT, pixel scale and extent in the header."""
+    from ..data.fits import export_fits
+    from ..data.store import MapStore
+
+    with MapStore(store) as s:
+        typer.echo(f"wrote {export_fits(s, index, domain, out, overwrite)}")
