@@ -6,6 +6,26 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # tng_files helpers
 
 
+class TrainerAsked(Exception):
+    """Raised by the stand-in Trainer of :func:`trainer_options` once it has recorded its options."""
+
+
+@pytest.fixture
+def trainer_options(monkeypatch):
+    """The keyword options the next ``lightning.Trainer(...)`` is built with: the Trainer is replaced by
+    a stand-in that records them and raises :class:`TrainerAsked` (no training happens)."""
+    import lightning
+
+    asked = {}
+
+    def trainer(**kwargs):
+        asked.update(kwargs)
+        raise TrainerAsked
+
+    monkeypatch.setattr(lightning, "Trainer", trainer)
+    return asked
+
+
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory):
     """Five small synthetic galaxies (300 particles per species) in TNG cutout format."""

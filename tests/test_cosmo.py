@@ -10,8 +10,7 @@ from scipy.special import erfc
 from typer.testing import CliRunner
 
 from skymorph.cli import app
-from skymorph.cosmo.linear import (Cosmology, growth_factor, growth_rate, linear_power, momentum_growth,
-                                   sigma_r)
+from skymorph.cosmo.linear import Cosmology, growth_factor, growth_rate, linear_power, momentum_growth
 from skymorph.cosmo.mesh import cic_paint, cic_readout, gravity, linear_field, power_spectrum_3d
 from skymorph.cosmo.nbody import check_memory, simulate
 from skymorph.errors import ConfigError
@@ -22,22 +21,14 @@ COSMO = Cosmology(0.3, 0.8)
 # --------------------------------------------------------------------------- linear theory
 
 
-@pytest.mark.parametrize("wiggles, model", [(True, "eisenstein98"), (False, "eisenstein98_zb")])
-def test_eisenstein_hu_matches_colossus(wiggles, model):
-    cosmology = pytest.importorskip("colossus.cosmology.cosmology")
-    c = Cosmology()
-    ref = cosmology.setCosmology("skymorph-test", params=dict(
-        flat=True, H0=100 * c.h, Om0=c.Omega_m, Ob0=c.Omega_b, sigma8=c.sigma8, ns=c.n_s, Tcmb0=c.T_cmb,
-        relspecies=False), persistence="")
-    k = np.logspace(-3, 1, 200)
-    p = linear_power(torch.from_numpy(k), c, wiggles).numpy()
-    assert np.max(np.abs(p / ref.matterPowerSpectrum(k, 0.0, model=model) - 1)) < 0.01
-    assert float(sigma_r(8.0, c, wiggles)) == pytest.approx(c.sigma8, rel=1e-10)
+# Eisenstein & Hu and D(a) against colossus, sigma_8 against an independent quadrature: see
+# test_linear_reference.py
 
 
 def test_growth_matches_ode_solution():
     """D(a) and f(a) of the integral solution against the growth ODE integrated from deep in matter
-    domination (D = a there): D'' + (3/a + E'/E) D' = 3/2 Omega_m D / (a^5 E^2)."""
+    domination (D = a there): D'' + (3/a + E'/E) D' = 3/2 Omega_m D / (a^5 E^2). Measured: D to
+    7e-13, f to 3e-12 (0.05 <= a <= 1)."""
     om = COSMO.Omega_m
 
     def e2(a):
@@ -50,11 +41,11 @@ def test_growth_matches_ode_solution():
 
     a0 = 1e-3
     a = np.array([0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0])
-    sol = scipy.integrate.solve_ivp(rhs, (a0, 1.0), [a0, 1.0], t_eval=a, rtol=1e-11, atol=1e-14, method="DOP853")
+    sol = scipy.integrate.solve_ivp(rhs, (a0, 1.0), [a0, 1.0], t_eval=a, rtol=1e-12, atol=1e-15, method="DOP853")
     d_ode = sol.y[0] / sol.y[0][-1]
     f_ode = a * sol.y[1] / sol.y[0]
-    assert np.max(np.abs(growth_factor(a, COSMO).numpy() / d_ode - 1)) < 1e-4
-    assert np.max(np.abs(growth_rate(a, COSMO).numpy() / f_ode - 1)) < 1e-4
+    assert np.max(np.abs(growth_factor(a, COSMO).numpy() / d_ode - 1)) < 1e-10
+    assert np.max(np.abs(growth_rate(a, COSMO).numpy() / f_ode - 1)) < 1e-10
     # G_p = a^3 E dD/da obeys dG_p/da = 3/2 Omega_m D / (a^2 E): the identity FastPM's kick uses
     h = 1e-5
     dgp = (momentum_growth(a[1:-1] + h, COSMO) - momentum_growth(a[1:-1] - h, COSMO)).numpy() / (2 * h)
@@ -120,13 +111,11 @@ def test_pm_growth_follows_linear_theory_on_large_scales(pm_run):
         assert abs(ratio - 1) < 0.02, (s.a, ratio)
 
 
-def test_pm_nonlinear_growth_without_blow_up(pm_run):
+def test_pm_final_state_is_finite_and_keeps_mass(pm_run):
+    """(The power at a = 1 against halofit: test_linear_reference.py.)"""
     box, delta_lin, snaps = pm_run
     final = snaps[-1]
     assert final.a == 1.0 and torch.isfinite(final.pos).all() and torch.isfinite(final.mom).all()
-    k, p_auto, _, p_lin = _spectra(final, delta_lin, box)
-    boost = p_auto / p_lin
-    assert np.all(boost[k > 0.3] > 1.2) and np.all(boost < 20)  # non-linear growth, bounded
     assert float(final.delta.sum()) == pytest.approx(0.0, abs=1e-2 * final.delta.numel() ** 0.5)  # mass kept
 
 

@@ -180,8 +180,8 @@ def test_bad_input_is_one_clear_line(prior_run, tmp_path):
     assert res.exit_code == 1 and "trained on" in res.output  # the prior's own training maps are refused
 
 
-def test_the_prior_and_posterior_sampling_take_a_device(prior_run, tmp_path, monkeypatch):
-    import lightning
+def test_the_prior_and_posterior_sampling_take_a_device(prior_run, tmp_path, trainer_options):
+    from conftest import TrainerAsked
 
     from skymorph.cosmo.prior import load_prior, train_prior
     from skymorph.errors import ConfigError
@@ -203,15 +203,7 @@ def test_the_prior_and_posterior_sampling_take_a_device(prior_run, tmp_path, mon
             call()
     assert not (tmp_path / "p").exists()  # refused before the run folder is made
 
-    asked = {}
-
-    class Stop(Exception):
-        pass
-
-    def trainer(**kwargs):
-        asked.update(kwargs)
-        raise Stop
-    monkeypatch.setattr(lightning, "Trainer", trainer)
-    with pytest.raises(Stop):
+    with pytest.raises(TrainerAsked):
         train_prior(root / "train.h5", tmp_path / "q", device="cpu", deterministic=False, base_channels=8)
+    asked = trainer_options
     assert (asked["deterministic"], asked["accelerator"], asked["devices"]) == (False, "cpu", 1)

@@ -322,20 +322,10 @@ def test_devices_resolve_and_batches_go_to_the_method(unet_run, store_path, monk
     assert seen == [torch.device("meta")] * 3
 
 
-def test_deterministic_is_a_config_option_passed_to_the_trainer(store_path, tmp_path, monkeypatch):
-    import lightning
+def test_deterministic_is_a_config_option_passed_to_the_trainer(store_path, tmp_path, trainer_options):
+    from conftest import TrainerAsked
 
-    asked = {}
-
-    class Stop(Exception):
-        pass
-
-    def trainer(**kwargs):
-        asked.update(kwargs)
-        raise Stop
-
-    monkeypatch.setattr(lightning, "Trainer", trainer)
     for value in (False, True):
-        with pytest.raises(Stop):
+        with pytest.raises(TrainerAsked):
             train(_cfg(store_path, deterministic=value), tmp_path / str(value), progress=False)
-        assert asked["deterministic"] is value
+        assert trainer_options["deterministic"] is value

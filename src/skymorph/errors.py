@@ -15,3 +15,7 @@ class OutputExistsError(SkymorphError):
 
 class ConfigError(SkymorphError):
     """A command-line option or configuration value is invalid."""
+
+
+class Interrupted(SkymorphError):
+    """The user stopped a long job (Ctrl-C); the message says what was kept and how to resume."""

@@ -7,7 +7,7 @@ from typing import Literal
 
 import typer
 
-from ..errors import SkymorphError
+from ..errors import Interrupted, SkymorphError
 
 app = typer.Typer(help="Deep learning on astrophysical simulations: galaxies -> paired multi-domain maps -> models.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -28,6 +28,9 @@ def friendly(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except Interrupted as exc:
+            typer.secho(f"interrupted: {exc}", fg="yellow", err=True)
+            sys.exit(130)
         except SkymorphError as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(1)

@@ -31,12 +31,13 @@ def explain_cmd(run: Path = typer.Argument(..., help="trained run folder"),
                 seed: int = typer.Option(0, help="random seed"),
                 reverse: bool = typer.Option(False, help="two-way runs (cyclegan): the target -> source direction"),
                 device: Device = typer.Option("auto", help="where the network runs (auto: CUDA when available)"),
-                overwrite: bool = typer.Option(False, help="replace existing outputs")):
+                overwrite: bool = typer.Option(False, help="replace existing outputs"),
+                progress: bool = typer.Option(True, help="progress bar")):
     """What a run looks at: SHAP / saliency / integrated gradients over one view's input maps."""
     from ..explain import explain_run, write_explanation
 
     exp = explain_run(run, data, position, what, attribution, split, region, tuple(d.strip() for d in feed.split(",") if d.strip()),
-                      background, nsamples, n_steps, seed, reverse, device)
+                      background, nsamples, n_steps, seed, reverse, device, progress)
     png, npz = write_explanation(exp, out, overwrite)
     scores = exp.scores()
     for i, case in enumerate(exp.cases):

@@ -36,7 +36,7 @@ def train_cmd(out: Path = typer.Option(..., help="run folder (checkpoints, logs,
               progress: bool = typer.Option(True, help="progress bar")):
     """Train a translation method through PyTorch Lightning (checkpoint every epoch, --resume)."""
     from ..methods.config import TrainConfig
-    from ..methods.training import CONFIG_NAME, train
+    from ..methods.training import CONFIG_NAME, summary_line, train, training_record
 
     given = {"method": method, "data": data, "source": source, "target": target, "max_epochs": max_epochs,
              "max_minutes": max_minutes, "batch_size": batch_size, "lr": lr, "seed": seed,
@@ -44,13 +44,13 @@ def train_cmd(out: Path = typer.Option(..., help="run folder (checkpoints, logs,
              "accelerator": accelerator, "precision": precision, "deterministic": deterministic}
     if resume:
         saved = TrainConfig.load(out / CONFIG_NAME)
-        asked = {k: given[k] for k in ("method", "data", "source", "target") if given[k] is not None}
-        check = TrainConfig.build(saved.model_dump(), **asked)
+        asked = {k: given[k] for k in ("method", "source", "target") if given[k] is not None}
+        check = TrainConfig.build(saved.model_dump(), **asked)  # the store (--data) is checked by fingerprint
         for key in asked:
             if getattr(check, key) != getattr(saved, key):
                 raise SkymorphError(f"{out}: --resume of a run trained with {key} = {getattr(saved, key)}, "
                                     f"not {getattr(check, key)}")
-        cfg = TrainConfig.build(saved.model_dump(), max_epochs=max_epochs, max_minutes=max_minutes)
+        cfg = TrainConfig.build(saved.model_dump(), max_epochs=max_epochs, max_minutes=max_minutes, data=data)
     elif config is not None:
         cfg = TrainConfig.load(config, **given)
     else:
@@ -58,7 +58,8 @@ def train_cmd(out: Path = typer.Option(..., help="run folder (checkpoints, logs,
         if missing:
             raise SkymorphError(f"train needs --{missing[0]} (or a --config file that sets it)")
         cfg = TrainConfig.build({}, **given)
-    typer.echo(f"trained {train(cfg, out, resume=resume, overwrite=overwrite, progress=progress)}")
+    run = train(cfg, out, resume=resume, overwrite=overwrite, progress=progress)
+    typer.echo(f"trained {run}: {summary_line(training_record(run))}")
 
 
 @app.command("translate")

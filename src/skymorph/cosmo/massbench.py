@@ -16,11 +16,13 @@ import h5py
 import numpy as np
 import torch
 
+from skymorph import stats
 from skymorph.atomic import atomic_path
 from skymorph.cosmo.massmap import (GaussianPrior, LensingData, Schedule, coverage, ks_map, masked_pearson,
                                     masked_rmse, mode_power, read_lensing_file, sample_posterior, wiener)
 from skymorph.cosmo.prior import SEEDS_NAME, PriorConfig, check_geometry, load_prior
 from skymorph.data.store import check_output
+from skymorph.provenance import provenance
 from skymorph.errors import ConfigError, InputError
 
 __all__ = ["METHODS", "parse_maps", "run_massmap", "run_benchmark"]
@@ -87,7 +89,10 @@ def run_massmap(shear, method: str, out, prior=None, samples: int = 8, smoothing
     elif method != "ks" or smoothing_arcmin is None:
         raise ConfigError(f"--estimator {method} needs --prior RUN" + (" (or --smoothing ARCMIN)" if method == "ks" else ""))
     attrs = {"method": method, "source": str(shear), "pixel_arcmin": data.pixel_arcmin,
-             "kappa_unit": "dimensionless convergence"}
+             "kappa_unit": "dimensionless convergence",
+             "provenance": json.dumps(provenance(shear=str(Path(shear).resolve()), estimator=method, samples=samples,
+                                                 prior=None if prior is None else str(Path(prior).resolve()),
+                                                 seed=seed, maps=maps))}
     extra = {}
     if method == "ks":
         smooth = cfg.ks_smoothing_arcmin if smoothing_arcmin is None else smoothing_arcmin
@@ -113,6 +118,18 @@ def run_massmap(shear, method: str, out, prior=None, samples: int = 8, smoothing
         f["mask"] = data.mask.astype(np.float32)
         f.attrs.update(attrs)
     return out, attrs
+
+
+def _verdicts(scores: dict, seed: int) -> list[dict]:
+    """The learned-prior posterior mean against KS and Wiener, per metric, on the paired per-map
+    differences (maps are the independent units; 95% bootstrap intervals)."""
+    learned = "posterior mean, learned prior"
+    out = []
+    for ref in [n for n in scores["rmse"] if not n.startswith("posterior mean")]:
+        for metric, vals in scores.items():
+            v = stats.paired_verdict(vals[learned], vals[ref], np.arange(len(vals[ref])), metric == "pearson", seed=seed)
+            out.append({"method": learned, "reference": ref, "metric": metric, **v})
+    return out
 
 
 def _stats(values: np.ndarray) -> dict:
@@ -174,14 +191,18 @@ def run_benchmark(data, prior, out, samples: int = 16, maps: str | None = None, 
     smp, sec = _posterior(lens, idx, net, sched, samples, seed, progress)
     est["posterior mean, Gaussian prior"] = smp_g.mean(1)
     est["posterior mean, learned prior"] = smp.mean(1)
-    res = {"data": str(data), "prior": str(prior), "maps": idx.tolist(), "samples": samples,
+    scores = {"rmse": {name: masked_rmse(e, truth, mask) for name, e in est.items()},
+              "pearson": {name: masked_pearson(e, truth, mask) for name, e in est.items()}}
+    res = {"provenance": provenance(data=str(Path(data).resolve()), prior=str(Path(prior).resolve()), samples=samples,
+                                    maps=maps, noise_levels=levels, langevin_steps=steps, seed=seed, device=str(device)),
+           "data": str(data), "prior": str(prior), "maps": idx.tolist(), "samples": samples,
            "noise_std": lens.noise_std, "pixel_arcmin": lens.pixel_arcmin, "masked_fraction": float(1 - mask.mean()),
            "ks_smoothing_arcmin": cfg.ks_smoothing_arcmin,
            "schedule": {"sigma_max": sched.sigma_max, "sigma_min": sched.sigma_min, "levels": levels, "steps": steps},
            "score_evaluations_per_sample": sched.evaluations,
            "seconds_per_sample": {"learned prior": sec, "Gaussian prior": sec_g},
-           "methods": {name: {"rmse": _stats(masked_rmse(e, truth, mask)), "pearson": _stats(masked_pearson(e, truth, mask))}
-                       for name, e in est.items()},
+           "methods": {name: {k: _stats(scores[k][name]) for k in scores} for name in est},
+           "verdicts": _verdicts(scores, seed),
            "coverage": {name: {str(k): {**_stats(v), "nominal": nominal} for k, (v, nominal) in coverage(s, truth, mask).items()}
                         for name, s in (("learned prior", smp), ("Gaussian prior", smp_g))}}
     with atomic_path(out / "results.json") as tmp:
@@ -212,6 +233,11 @@ def results_markdown(res: dict) -> str:
     for name, c in res["coverage"].items():
         lines.append(f"| {name} | {c['0.68']['mean']:.3f} +- {c['0.68']['std']:.3f} ({c['0.68']['nominal']:.3f}) | "
                      f"{c['0.95']['mean']:.3f} +- {c['0.95']['std']:.3f} ({c['0.95']['nominal']:.3f}) |")
+    lines += ["", "Verdicts (paired per-map differences, 95% bootstrap intervals over maps):", ""]
+    for v in res.get("verdicts", []):
+        lines.append(f"- {v['method']} vs {v['reference']} on {v['metric']}: difference {v['diff']:.3g} "
+                     f"[{v['lo']:.3g}, {v['hi']:.3g}] ({v['units']} maps): "
+                     + {"better": "better", "worse": "worse"}.get(v["verdict"], v["verdict"]))
     s = res["schedule"]
     lines += ["", f"Cost: {res['score_evaluations_per_sample']} score evaluations per sample ({s['levels']} levels x "
               f"{s['steps']} steps, sigma {s['sigma_max']:.3g} -> {s['sigma_min']:.3g}); seconds per sample: "

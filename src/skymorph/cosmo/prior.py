@@ -25,12 +25,13 @@ import lightning as L
 import numpy as np
 import torch
 import yaml
+from pydantic import PositiveFloat, PositiveInt
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from skymorph.cosmo.massmap import LensingData, _fourier, choose_smoothing, mode_power, read_lensing_file, ring_spectrum
-from skymorph.errors import ConfigError, InputError, SkymorphError
 from skymorph.devices import resolve_device
+from skymorph.errors import ConfigError, InputError, SkymorphError
 from skymorph.methods.config import RunConfig
 from skymorph.methods.training import (checkpoint_state, cosine_lr_scale, ema_weights, fit_run, prepare_run_folder,
                                        warm_ema)
@@ -47,8 +48,8 @@ class PriorConfig(RunConfig):
     ell in rad^-1, C_ell in rad^2; the fields after ``val_fraction`` are filled from the data."""
 
     data: Path
-    max_epochs: int = 1000
-    max_minutes: Optional[float] = None
+    max_epochs: PositiveInt = 1000
+    max_minutes: Optional[PositiveFloat] = None
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0

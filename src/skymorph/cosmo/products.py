@@ -15,6 +15,7 @@ cosmological parameters.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -29,6 +30,7 @@ from skymorph.cosmo.mesh import power_spectrum_3d
 from skymorph.cosmo.nbody import check_memory, simulate
 from skymorph.data.store import check_output
 from skymorph.errors import ConfigError, InputError
+from skymorph.provenance import provenance
 
 __all__ = ["parse_range", "run_simulation", "plot_power", "make_kappa_maps"]
 
@@ -58,8 +60,10 @@ def parse_range(text: str, name: str) -> tuple[float, float]:
         parts = []
     if len(parts) == 1:
         parts = parts * 2
-    if len(parts) != 2 or not parts[0] <= parts[1]:
+    if len(parts) != 2:
         raise ConfigError(f"{name} {text!r}: expected a number or a range lo:hi")
+    if parts[0] > parts[1]:
+        raise ConfigError(f"{name} {text!r}: the range is reversed (lo > hi); write {parts[1]:g}:{parts[0]:g}")
     return parts[0], parts[1]
 
 
@@ -84,7 +88,8 @@ def run_simulation(out, cosmo: Cosmology, mesh: int = 64, box: float = 256.0, st
         f["particles/vel"] = (last.mom * (KM_S_PER_H0_MPC / last.a)).numpy().astype(np.float32)
         f["particles"].attrs.update({"a": last.a, "pos_unit": "Mpc/h (comoving)", "vel_unit": "km/s (peculiar)"})
         f.attrs.update({"box": box, "mesh": mesh, "particles": particles, "steps": steps, "a_init": a_init,
-                        "seed": seed, "density_unit": "density contrast delta", **cosmo.params()})
+                        "seed": seed, "density_unit": "density contrast delta", **cosmo.params(),
+                        "provenance": json.dumps(provenance())})
     return out
 
 
@@ -206,5 +211,6 @@ def make_kappa_maps(out, omega_m, sigma8, n_maps: int = 1, field_deg: float = 5.
         f.attrs.update({"field_deg": field_deg, "npix": npix, "pixel_arcmin": pixel_arcmin, "z_source": z_source,
                         "n_gal": n_gal, "sigma_e": sigma_e, "noise_std": sigma_n, "box": box, "mesh": mesh,
                         "steps": steps, "a_init": a_init, "seed": seed,
-                        "kappa_unit": "dimensionless convergence (Born)", "angle_unit": "deg", **fixed})
+                        "kappa_unit": "dimensionless convergence (Born)", "angle_unit": "deg", **fixed,
+                        "provenance": json.dumps(provenance())})
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import shutil
+import signal
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 
@@ -122,6 +123,11 @@ def build_dataset(source, out: str | Path, domains: str = ALL_DOMAINS, size: int
     return out
 
 
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which reports it once (finished galaxies are kept as parts)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _render_all(source, todo: list[int], settings: dict, parts: Path, workers: int, progress: bool) -> None:
     with Progress(disable=not progress, transient=False) as bar:
         task = bar.add_task(f"rendering {len(todo)} galaxies", total=len(todo))
@@ -130,7 +136,7 @@ def _render_all(source, todo: list[int], settings: dict, parts: Path, workers: i
                 render_galaxy(source, gid, settings, parts)
                 bar.advance(task)
         else:
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_ignore_sigint) as pool:
                 futures = [pool.submit(render_galaxy, source, gid, settings, parts) for gid in todo]
                 pending = set(futures)
                 while pending:

@@ -25,7 +25,7 @@ from ..errors import ConfigError, OutputExistsError
 from ..methods import method_class
 from ..methods.base import check_request
 from ..methods.config import TrainConfig
-from ..methods.training import TRAIN_SECONDS, fill_from_data, train
+from ..methods.training import fill_from_data, train, training_record
 from ..provenance import provenance
 from . import plots
 from .metrics import CALIBRATION_NAMES, HIGHER_IS_BETTER, METRIC_NAMES, spread_error_curve, summarise
@@ -65,7 +65,7 @@ def _trained(cfg: TrainConfig, run: Path, fingerprint: str, retrain: bool, progr
     """(run, what happened): reuse a finished run of the same key, resume an interrupted one, or train afresh."""
     key, key_file = run_key(fill_from_data(cfg), fingerprint), run.with_name(run.name + ".key")
     same = not retrain and key_file.exists() and key_file.read_text().strip() == key
-    if same and (run / TRAIN_SECONDS).exists():
+    if same and training_record(run)["finished"]:
         return run, "reused"
     if same and (run / "checkpoints" / "last.ckpt").exists():
         return train(cfg, run, resume=True, progress=progress), "resumed"

@@ -51,26 +51,32 @@ class Attribution:
     stderr: np.ndarray
 
 
+SHAP_CHUNKS = 16  # seeded SHAP runs per attribution: their spread is the Monte Carlo standard error
+
+
 def attribute(model: nn.Module, x: torch.Tensor, how: str, background: torch.Tensor | None = None,
               baseline: torch.Tensor | None = None, nsamples: int = 512, n_steps: int = 64, seed: int = 0,
-              chunks: int = 16) -> Attribution:
+              chunks: int = SHAP_CHUNKS, advance=None) -> Attribution:
     """Attribute ``model``'s (N, 1) output at inputs ``x`` (N, C, H, W) to the input pixels.
 
     ``shap``: GradientExplainer with ``background`` (B, C, H, W), ``nsamples`` expected-gradient
     samples per map drawn in ``chunks`` seeded runs whose spread gives the standard error;
     ``saliency``: |d output / d x|; ``integrated_gradients``: from ``baseline`` (1 or N, C, H, W),
-    ``n_steps`` Gauss-Legendre points.
+    ``n_steps`` Gauss-Legendre points. Inputs on the model's device; results come back as CPU arrays.
+    ``advance(n)``, if given, is called as the work goes (``chunks`` steps for SHAP, one otherwise).
     """
+    advance = advance or (lambda n: None)
     if how not in ATTRIBUTIONS:
         raise ConfigError(f"unknown attribution method {how!r}; expected one of {', '.join(ATTRIBUTIONS)}")
     model = model.eval()
     with torch.no_grad():
-        output = model(x)[:, 0].double().numpy()
+        output = model(x)[:, 0].double().cpu().numpy()
     zero = np.zeros(len(x))
     if how == "saliency":
         from captum.attr import Saliency
 
-        values = Saliency(model).attribute(x.clone().requires_grad_(), target=0, abs=True).detach().double().numpy()
+        values = Saliency(model).attribute(x.clone().requires_grad_(), target=0, abs=True).detach().double().cpu().numpy()
+        advance(1)
         return Attribution(values, output, np.full(len(x), np.nan), np.full(len(x), np.nan), zero)
     if how == "integrated_gradients":
         from captum.attr import IntegratedGradients
@@ -78,15 +84,19 @@ def attribute(model: nn.Module, x: torch.Tensor, how: str, background: torch.Ten
         base = baseline.expand_as(x)
         values = IntegratedGradients(model).attribute(x.clone().requires_grad_(), baselines=base, target=0,
                                                       n_steps=n_steps)
-        values = values.detach().double().numpy()
+        values = values.detach().double().cpu().numpy()
         with torch.no_grad():
-            reference = model(base)[:, 0].double().numpy()
+            reference = model(base)[:, 0].double().cpu().numpy()
+        advance(1)
         return Attribution(values, output, reference, values.reshape(len(x), -1).sum(1) - (output - reference), zero)
     import shap
 
     explainer = shap.GradientExplainer(model, background, batch_size=64)
-    runs = np.stack([np.asarray(explainer.shap_values(x, nsamples=max(1, nsamples // chunks), rseed=seed + c))[..., 0]
-                     for c in range(chunks)]).astype(np.float64)
+    runs = []
+    for c in range(chunks):
+        runs.append(np.asarray(explainer.shap_values(x, nsamples=max(1, nsamples // chunks), rseed=seed + c))[..., 0])
+        advance(1)
+    runs = np.stack(runs).astype(np.float64)
     with torch.no_grad():
         reference = np.full(len(x), model(background)[:, 0].double().mean().item())
     sums = runs.reshape(chunks, len(x), -1).sum(-1)

@@ -13,6 +13,8 @@ converge slowly in ``n_steps``.
 """
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +31,8 @@ from ..data.store import MapStore, check_output  # noqa: E402
 from ..errors import ConfigError, InputError  # noqa: E402
 from ..methods.apply import normalised, store_sources  # noqa: E402
 from ..methods.training import load_run  # noqa: E402
-from .attribution import ATTRIBUTIONS, Attribution, Realness, RegionMean, attribute  # noqa: E402
+from ..provenance import provenance  # noqa: E402
+from .attribution import ATTRIBUTIONS, SHAP_CHUNKS, Attribution, Realness, RegionMean, attribute  # noqa: E402
 
 WHAT = ("discriminator", "generator")
 
@@ -91,8 +94,11 @@ def parse_box(text: str | None, npix: int) -> tuple[int, int, int, int]:
 def explain_run(run: str | Path, data: str | Path, position: int, what: str = "discriminator", how: str = "shap",
                 split: str = "test", region: str | None = None, feed: tuple[str, ...] = ("dm", "star"),
                 n_background: int = 32, nsamples: int = 512, n_steps: int = 64, seed: int = 0,
-                reverse: bool = False, device: str = "cpu") -> Explanation:
-    """Attributions for view ``position`` of ``split`` (its place in the split's sorted view list)."""
+                reverse: bool = False, device: str = "cpu", progress: bool = False) -> Explanation:
+    """Attributions for view ``position`` of ``split`` (its place in the split's sorted view list),
+    computed on ``device``; ``progress``: a bar over the attribution work."""
+    from rich.progress import Progress
+
     if what not in WHAT:
         raise ConfigError(f"--what {what!r}: expected discriminator or generator")
     if how not in ATTRIBUTIONS:
@@ -117,18 +123,30 @@ def explain_run(run: str | Path, data: str | Path, position: int, what: str = "d
         tgt, bg_tgt = store.maps(cfg.target, [view])[:, None], store.maps(cfg.target, pick)[:, None]
         fed = {d: torch.from_numpy(store.norm(d).forward(store.maps(d, [view])).astype(np.float32))
                for d in feed if d in store.domains}
-    a, b = normalised(cfg, src, cfg.source), normalised(cfg, tgt, [cfg.target])
-    bg_a, bg_b = normalised(cfg, bg_src, cfg.source), normalised(cfg, bg_tgt, [cfg.target])
-    opts = {"nsamples": nsamples, "n_steps": n_steps, "seed": seed}
+    dev = method.device
+    a, b = normalised(cfg, src, cfg.source).to(dev), normalised(cfg, tgt, [cfg.target]).to(dev)
+    bg_a, bg_b = normalised(cfg, bg_src, cfg.source).to(dev), normalised(cfg, bg_tgt, [cfg.target]).to(dev)
+    fed = {d: x.to(dev) for d, x in fed.items()}
+    empty = lambda domains: _empty(cfg, domains).to(dev)  # noqa: E731
+    calls = 1 if what == "generator" else len(method.discriminators())
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"{how} attributions", total=calls * (SHAP_CHUNKS if how == "shap" else 1))
+        opts = {"nsamples": nsamples, "n_steps": n_steps, "seed": seed, "advance": lambda n: bar.advance(task, n)}
+        return _explain((what, how, split, position, view), cfg, method, region, a, b, bg_a, bg_b, fed, empty, opts)
+
+
+def _explain(args, cfg, method, region, a, b, bg_a, bg_b, fed, empty, opts) -> Explanation:
+    """The attributions of :func:`explain_run` for the normalised maps on the method's device (cases
+    keep CPU copies of their inputs)."""
+    what, how, split, position, view = args
     exp = Explanation(what, how, split, position, view, [], [],
                       info={"method": cfg.method, "source": cfg.source, "target": cfg.target})
     if what == "generator":
         exp.box = parse_box(region, cfg.npix)
         with torch.no_grad():
-            exp.generated = method.generate(a)[0, 0].numpy()
-        exp.cases = [Case("generator", f"{'+'.join(cfg.source)} -> {cfg.target}", cfg.source, a[0])]
-        exp.attributions = [attribute(RegionMean(method, exp.box), a, how, bg_a, _empty(cfg, cfg.source),
-                                      **opts)]
+            exp.generated = method.generate(a)[0, 0].cpu().numpy()
+        exp.cases = [Case("generator", f"{'+'.join(cfg.source)} -> {cfg.target}", cfg.source, a[0].cpu())]
+        exp.attributions = [attribute(RegionMean(method, exp.box), a, how, bg_a, empty(cfg.source), **opts)]
         return exp
     for side, disc in method.discriminators().items():
         judged = cfg.source if side == "source" else [cfg.target]
@@ -144,10 +162,10 @@ def explain_run(run: str | Path, data: str | Path, position: int, what: str = "d
         if method.conditional_disc:  # judged maps stacked after the (real) source they are conditioned on
             inputs = [(label, torch.cat([a, x], 1)) for label, x in inputs]
             bg, domains = torch.cat([bg_a, bg], 1), [*cfg.source, *judged]
-        cases = [Case(side, label, domains, x[0]) for label, x in inputs]
+        cases = [Case(side, label, domains, x[0].cpu()) for label, x in inputs]
         exp.cases += cases
-        exp.attributions.append(attribute(Realness(disc), torch.stack([c.x for c in cases]), how, bg,
-                                          _empty(cfg, domains), **opts))
+        exp.attributions.append(attribute(Realness(disc), torch.stack([x[0] for _, x in inputs]), how, bg,
+                                          empty(domains), **opts))
     return exp
 
 
@@ -156,13 +174,15 @@ def _stem(exp: Explanation) -> str:
 
 
 def write_explanation(exp: Explanation, out: str | Path, overwrite: bool = False) -> tuple[Path, Path]:
-    """``<what>_<method>_<split><index>.png`` (attribution over each input) and ``.npz`` (raw arrays)."""
+    """``<what>_<attribution>_<split><position>.png`` (attribution over each input) and ``.npz`` (raw
+    arrays, and the provenance as a JSON string)."""
     out = Path(out)
     png, npz = out / f"{_stem(exp)}.png", out / f"{_stem(exp)}.npz"
     for path in (png, npz):
         check_output(path, overwrite)
     values, per_case = exp.values, exp.scores()
-    arrays = {"labels": np.array([c.label for c in exp.cases]), "sides": np.array([c.side for c in exp.cases]),
+    arrays = {"provenance": np.array(json.dumps(provenance())),
+              "labels": np.array([c.label for c in exp.cases]), "sides": np.array([c.side for c in exp.cases]),
               "view": exp.view, **per_case}
     for i, case in enumerate(exp.cases):
         arrays[f"input_{i}"], arrays[f"attribution_{i}"] = case.x.numpy(), values[i]

@@ -32,6 +32,7 @@ from ..evaluate.report import md_table  # noqa: E402
 from ..evaluate.runner import read_views  # noqa: E402
 from ..methods.apply import translate_maps  # noqa: E402
 from ..methods.training import load_run  # noqa: E402
+from ..provenance import provenance  # noqa: E402
 
 #: probe -> (name of its level, default levels, what a level means)
 PROBES = {
@@ -108,7 +109,8 @@ def write_probe(res: ProbeResult, out: str | Path, overwrite: bool = False) -> l
     out = Path(out)
     paths = [check_output(out / f"probe_{res.probe}.{ext}", overwrite) for ext in ("json", "md", "png")]
     with atomic_path(paths[0]) as tmp:
-        tmp.write_text(json.dumps({"probe": res.probe, "parameter": res.parameter, "info": res.info,
+        tmp.write_text(json.dumps({"provenance": provenance(), "probe": res.probe, "parameter": res.parameter,
+                                   "info": res.info,
                                    "levels": [{res.parameter: lv, "metrics": s} for lv, s in zip(res.levels, res.summaries)]},
                                   indent=2, default=float))
     rows = [[f"{lv:g}", *(f"{s[m]['median']:.3g}" for m in METRIC_NAMES)] for lv, s in zip(res.levels, res.summaries)]

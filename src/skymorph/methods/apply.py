@@ -4,6 +4,7 @@ Writes predictions to HDF5 (``/pred/<target>`` with the source view indices) or 
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ..data.fits import FITS_UNITS
 from ..data.normalise import LogStandardise
 from ..data.store import MapStore, check_output
 from ..errors import InputError
+from ..provenance import provenance
 from .base import TranslationMethod, check_request
 from .config import TrainConfig
 
@@ -66,8 +68,18 @@ def method_metrics(cfg: TrainConfig, method: TranslationMethod, source: np.ndarr
     return {k: v / len(a) for k, v in sums.items()}
 
 
+def check_store(cfg: TrainConfig, store: MapStore) -> None:
+    """``store`` is the one the run trained on (same galaxies in each split, normalisation, geometry and
+    build), wherever it lies now; runs from before fingerprints were recorded are not checked."""
+    if cfg.store_fingerprint and store.fingerprint != cfg.store_fingerprint:
+        raise InputError(f"{store.path}: store fingerprint {store.fingerprint} is not the run's {cfg.store_fingerprint} "
+                         f"(trained on {cfg.data}): its splits, normalisation or build differ, so its test galaxies "
+                         f"may have trained or selected the run; use the store the run was trained on")
+
+
 def store_sources(cfg: TrainConfig, store: MapStore, index: np.ndarray) -> np.ndarray:
     """Source maps (N, C, H, W) of the given views, checked against what the run was trained on."""
+    check_store(cfg, store)
     for d in cfg.source:
         if d not in store.domains:
             raise InputError(f"{store.path}: the run translates from {d!r}, which the store does not have "
@@ -95,7 +107,8 @@ def translate_store(cfg: TrainConfig, method: TranslationMethod, store: MapStore
             f["index"] = index
             f.attrs.update({"method": cfg.method, "source": ",".join(cfg.source), "target": cfg.target,
                             "split": split, "store": str(store.path), "seed": seed, "n_samples": n_samples,
-                            "steps": -1 if steps is None else steps, "seconds_per_map": seconds})
+                            "steps": -1 if steps is None else steps, "seconds_per_map": seconds,
+                            "store_fingerprint": store.fingerprint, "provenance": json.dumps(provenance())})
     return out
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, ValidationError, field_validator
 
 from ..errors import ConfigError
 from . import method_class
@@ -34,6 +34,8 @@ class RunConfig(BaseModel):
                 close = difflib.get_close_matches(where, cls.model_fields, 1)
                 hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(cls.model_fields)}"
                 raise ConfigError(f"{origin}: unknown key {where!r} ({hint})") from None
+            if origin == "options":  # command-line options: name the flag
+                raise ConfigError(f"--{where.replace('_', '-')}: {first['msg']}") from None
             raise ConfigError(f"{origin}: {where}: {first['msg']}") from None
 
 
@@ -48,8 +50,8 @@ class TrainConfig(RunConfig):
     data: Path
     source: list[str]
     target: str
-    max_epochs: int = 30
-    max_minutes: Optional[float] = None
+    max_epochs: PositiveInt = 30
+    max_minutes: Optional[PositiveFloat] = None
     batch_size: int = 16
     lr: Optional[float] = None  # method default: 1e-3 regression, 2e-4 GANs
     seed: int = 0
@@ -83,6 +85,7 @@ class TrainConfig(RunConfig):
     npix: int = 0  # filled from the data
     norms: dict[str, dict[str, float]] = {}  # filled from the data: {domain: {eps, mean, std}}
     units: dict[str, str] = {}  # filled from the data
+    store_fingerprint: str = ""  # filled from the data: MapStore.fingerprint of the store the run trained on
 
     @field_validator("source", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ batches), ``logs/csv`` and ``logs/tb``. Checkpoints are loaded as data
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -28,13 +29,15 @@ from ..data.dataset import PairedMaps, check_pair
 from ..data.normalise import LogStandardise
 from ..data.store import MapStore
 from ..devices import resolve_device
-from ..errors import ConfigError, InputError, OutputExistsError, SkymorphError
+from ..atomic import write_text
+from ..errors import ConfigError, InputError, Interrupted, OutputExistsError, SkymorphError
 from . import make_method, method_class
+from .apply import check_store
 from .base import TranslationMethod
 from .config import TrainConfig
 
 CONFIG_NAME = "config.yaml"
-TRAIN_SECONDS = "train_seconds.txt"  # present once a training session has finished
+TRAINING = "training.json"  # every training session of the run: seconds, how it stopped, epochs
 
 
 def budget_progress(trainer: L.Trainer) -> float:
@@ -115,18 +118,19 @@ class TranslationModule(L.LightningModule):
 
 
 def fill_from_data(cfg: TrainConfig) -> TrainConfig:
-    """The config completed with the store's normalisation, units, map size (pair checked) and the method's
-    EMA default."""
+    """The config completed with the store's absolute path and fingerprint, normalisation, units, map
+    size (pair checked) and the method's EMA default."""
     ema_default = method_class(cfg.method).ema_default
     with MapStore(cfg.data) as store:
         check_pair(store, cfg.source, cfg.target)
         norms = {d: vars(store.norm(d)) for d in [*cfg.source, cfg.target]}
         units = {d: store.unit(d) for d in [*cfg.source, cfg.target]}
-        npix = store.npix
+        npix, fingerprint = store.npix, store.fingerprint
     if npix % 2**cfg.depth:
         raise ConfigError(f"{cfg.data}: map size {npix} not divisible by 2**depth = {2 ** cfg.depth}")
     ema = ema_default if cfg.ema is None else cfg.ema
-    return cfg.model_copy(update={"norms": norms, "units": units, "npix": npix, "ema": ema})
+    return cfg.model_copy(update={"norms": norms, "units": units, "npix": npix, "ema": ema,
+                                  "data": Path(cfg.data).resolve(), "store_fingerprint": fingerprint})
 
 
 def _norms(cfg: TrainConfig) -> dict[str, LogStandardise]:
@@ -166,11 +170,13 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
 
 def fit_run(out: Path, module: L.LightningModule, loader: DataLoader, val_loader: DataLoader, resume: bool,
             max_epochs: int | None, max_minutes: float | None, progress: bool, deterministic: bool = True,
-            **trainer_options) -> None:
+            **trainer_options) -> dict:
     """Fit ``module`` into run folder ``out`` through Lightning: ``checkpoints/last.ckpt`` after every
-    epoch (``resume`` continues from it: optimiser state, epoch count), ``best.ckpt`` at the lowest
-    ``val_loss``, CSV and TensorBoard logs (a resumed session logs to the next version_N), the
-    budget in epochs and/or minutes, ``deterministic`` kernels."""
+    epoch (``resume`` continues from it: optimiser state, epoch count, and the time budget already
+    spent), ``best.ckpt`` at the lowest ``val_loss``, CSV and TensorBoard logs (a resumed session logs
+    to the next version_N), the budget in epochs and/or minutes, ``deterministic`` kernels. The
+    session is added to ``training.json`` however it ends; Ctrl-C raises :class:`Interrupted` saying
+    what was kept. Returns the run's training record (:func:`training_record`)."""
     ckpt_dir = out / "checkpoints"
     callbacks = [ModelCheckpoint(ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
                                  enable_version_counter=False),
@@ -183,10 +189,62 @@ def fit_run(out: Path, module: L.LightningModule, loader: DataLoader, val_loader
                         logger=[CSVLogger(out / "logs", name="csv"), TensorBoardLogger(out / "logs", name="tb")],
                         enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=5,
                         num_sanity_val_steps=0, **trainer_options)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|to be deterministic|"
-                                                  "logging interval|exists and is not empty).*")
-        trainer.fit(module, loader, val_loader, ckpt_path=str(ckpt_dir / "last.ckpt") if resume else None)
+    start, stop = time.perf_counter(), None
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|to be deterministic|"
+                                                      "logging interval|exists and is not empty).*")
+            trainer.fit(module, loader, val_loader, ckpt_path=str(ckpt_dir / "last.ckpt") if resume else None)
+    except SystemExit:  # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1)
+        if not trainer.interrupted:
+            raise
+        stop = "interrupted"
+    if stop is None:
+        stop = "epochs" if trainer.current_epoch >= (max_epochs or 0) else "minutes"
+    best = callbacks[1].best_model_score
+    record = record_session(out, time.perf_counter() - start, stop, trainer.current_epoch, trainer.global_step,
+                            None if best is None else float(best))
+    if stop == "interrupted":
+        where = f"{out}: training interrupted in epoch {trainer.current_epoch + 1} after {record['seconds']:.0f} s in all"
+        if (ckpt_dir / "last.ckpt").exists():
+            raise Interrupted(f"{where}; kept checkpoints/last.ckpt after epoch {epochs_done(out)}: resume with "
+                              f"skymorph train --out {out} --resume")
+        raise Interrupted(f"{where}; no epoch finished, so nothing was kept to resume: rerun with --overwrite")
+    return record
+
+
+def record_session(out: Path, seconds: float, stop: str, epochs: int, steps: int, best_val_loss: float | None) -> dict:
+    """Append one training session to ``training.json`` (atomically) and return the whole record."""
+    rec = training_record(out)
+    rec["sessions"].append({"seconds": seconds, "stop": stop, "epochs": epochs, "steps": steps,
+                            "best_val_loss": best_val_loss})
+    rec.update(seconds=sum(s["seconds"] for s in rec["sessions"]), finished=stop != "interrupted")
+    write_text(out / TRAINING, json.dumps(rec, indent=1))
+    return rec
+
+
+def training_record(run: Path) -> dict:
+    """``{"seconds": total over sessions, "finished": whether the last session ended by its budget,
+    "sessions": [{"seconds", "stop" (epochs, minutes, interrupted or closed_form), "epochs", "steps",
+    "best_val_loss"}]}`` of a run folder (empty before any session)."""
+    f = Path(run) / TRAINING
+    if not f.exists():
+        return {"seconds": 0.0, "finished": False, "sessions": []}
+    try:
+        return json.loads(f.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{f}: unreadable training record: {exc}") from None
+
+
+def summary_line(rec: dict) -> str:
+    """One line on how the run's training ended."""
+    last = rec["sessions"][-1]
+    why = {"epochs": "reached --max-epochs", "minutes": "used its --max-minutes budget",
+           "closed_form": "fitted in closed form", "interrupted": "interrupted"}[last["stop"]]
+    loss = "" if last["best_val_loss"] is None else f", best validation loss {last['best_val_loss']:.4g}"
+    return (f"{last['epochs']} epochs, {last['steps']} steps{loss}; {why} after {rec['seconds'] / 60:.2f} min of "
+            f"training over {len(rec['sessions'])} session(s); translation uses checkpoints/"
+            + ("last.ckpt" if last["stop"] == "closed_form" else "best.ckpt"))
 
 
 def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
@@ -195,7 +253,10 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = F
     prepare_run_folder(out, resume, overwrite)
     if resume:
         saved = TrainConfig.load(out / CONFIG_NAME)
-        cfg = saved.model_copy(update={"max_epochs": cfg.max_epochs, "max_minutes": cfg.max_minutes})
+        with MapStore(cfg.data) as store:  # the store given now (moved, or as saved), checked to be the run's
+            check_store(saved, store)
+        cfg = saved.model_copy(update={"max_epochs": cfg.max_epochs, "max_minutes": cfg.max_minutes,
+                                       "data": Path(cfg.data).resolve()})
     else:
         cfg = fill_from_data(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -215,7 +276,6 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = F
     val_loader = DataLoader(val_ds, cfg.batch_size, num_workers=cfg.num_workers)
     fit_run(out, module, loader, val_loader, resume, cfg.max_epochs, cfg.max_minutes, progress, cfg.deterministic,
             accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision)
-    _record_time(out, time.perf_counter() - start)
     return out
 
 
@@ -234,15 +294,8 @@ def _validation_maps(cfg: TrainConfig, norms: dict[str, LogStandardise], paired:
 
 
 def train_seconds(run: Path) -> float:
-    """Wall-clock training seconds of a finished run, summed over resumed sessions (NaN if unfinished)."""
-    f = Path(run) / TRAIN_SECONDS
-    return float(f.read_text()) if f.exists() else float("nan")
-
-
-def _record_time(out: Path, seconds: float) -> None:
-    """Add this session's training seconds to the run's total; written when training ends."""
-    previous = train_seconds(out)
-    (out / TRAIN_SECONDS).write_text(f"{(0.0 if math.isnan(previous) else previous) + seconds:.3f}\n")
+    """Wall-clock training seconds of a run, summed over all its sessions, interrupted ones included."""
+    return float(training_record(run)["seconds"])
 
 
 def _train_arrays(ds: PairedMaps, max_maps: int = 512):
@@ -256,7 +309,7 @@ def _save_closed_form(method: TranslationMethod, out: Path, seconds: float) -> P
     (out / "checkpoints").mkdir(exist_ok=True)
     state = {"state_dict": {f"method.{k}": v for k, v in method.state_dict().items()}, "epoch": 0, "global_step": 0}
     torch.save(state, out / "checkpoints" / "last.ckpt")
-    _record_time(out, seconds)
+    record_session(out, seconds, "closed_form", 0, 0, None)
     return out
 
 

@@ -63,6 +63,11 @@ class CutoutFolder:
             self._ids = (read_field(f, self.catalog_path, "Subhalo", "SubhaloID").astype(int)
                          if "SubhaloID" in f["Subhalo"] else np.arange(n))
         self._row = {int(i): k for k, i in enumerate(self._ids)}
+        missing = [i for i in self.ids if not (self.path / f"cutout_{i}.hdf5").exists()]
+        if missing:  # checked before any work, not when the build reaches them
+            listed = ", ".join(f"cutout_{i}.hdf5" for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise InputError(f"{self.path}: {len(missing)} of the {len(self.ids)} galaxies of {CATALOG_NAME} have no "
+                             f"cutout file: {listed}")
 
     @property
     def ids(self) -> list[int]:

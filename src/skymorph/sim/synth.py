@@ -719,7 +719,7 @@ def write_cutout(path, galaxy: SynthGalaxy, galaxy_id: int, overwrite: bool = Fa
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: file exists; pass overwrite=True to replace it")
+        raise OutputExistsError(f"{path}: file exists (use --overwrite to replace it)")
     groups, m_dm_code = _code_arrays(galaxy, galaxy_id)
     header = _header_attrs(galaxy.params.redshift)
     header["MassTable"][1] = m_dm_code
@@ -790,7 +790,7 @@ def synthesize(out_dir, n_galaxies: int, n_particles: int = 10_000, seed: int = 
     if not overwrite:
         for t in targets:
             if t.exists():
-                raise OutputExistsError(f"{t}: file exists; pass overwrite=True to replace it")
+                raise OutputExistsError(f"{t}: file exists (use --overwrite to replace it)")
     out.mkdir(parents=True, exist_ok=True)
 
     from rich.progress import track
