@@ -150,3 +150,14 @@ def test_synth_names_the_overwrite_flag(tmp_path):
     assert runner.invoke(app, args).exit_code == 0
     res = runner.invoke(app, args)
     assert res.exit_code == 1 and "--overwrite" in res.stderr and "overwrite=True" not in res.stderr
+
+
+def test_one_epoch_budget_rule_for_every_training_command():
+    from skymorph.cosmo.prior import PriorConfig
+    from skymorph.methods.config import TrainConfig, epoch_budget
+
+    assert (epoch_budget(None, None), epoch_budget(None, 2.5), epoch_budget(7, 2.5)) == (30, 1000, 7)
+    assert TrainConfig.model_fields["max_epochs"].default is PriorConfig.model_fields["max_epochs"].default is None
+    for cmd in (["train"], ["benchmark"], ["lensing", "train-prior"]):
+        text = " ".join(runner.invoke(app, [*cmd, "--help"]).output.split())
+        assert "default 30; with --max-minutes a cap of 1000" in text.replace("│ ", "").replace(" │", ""), cmd

@@ -78,9 +78,11 @@ def lensing_maps(out: Path = typer.Option(..., help="output map file (.h5)"),
 @friendly
 def lensing_train_prior(data: Optional[Path] = typer.Option(None, help="convergence maps (kappa.h5 of 'lensing maps')"),
                         out: Path = typer.Option(..., help="run folder (prior.yaml, checkpoints, logs)"),
-                        max_epochs: Optional[int] = typer.Option(None, help="epochs (default 1000)"),
+                        max_epochs: Optional[int] = typer.Option(None, help="epochs (default 30; with --max-minutes a "
+                                                                            "cap of 1000)"),
                         max_minutes: Optional[float] = typer.Option(None, help="wall-clock budget in minutes"),
-                        base_channels: int = typer.Option(16, help="U-Net width"),
+                        base_channels: int = typer.Option(16, help="U-Net width (16, not train's 32: one smooth "
+                                                                   "convergence channel needs less)"),
                         batch_size: int = typer.Option(32, help="maps per batch"),
                         seed: int = typer.Option(0, help="random seed"),
                         device: Device = typer.Option("auto", help="where the prior trains (auto: CUDA when available)"),

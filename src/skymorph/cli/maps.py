@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
@@ -33,7 +33,8 @@ def maps_build(source: Path = typer.Argument(..., help="folder of cutouts with c
                size: int = typer.Option(64, help="pixels per side"),
                rotations: int = typer.Option(3, help="random rotations per galaxy (plus the unrotated view)"),
                fov: float = typer.Option(1.0, help="half-width in half-mass radii of --fov-ref"),
-               fov_ref: str = typer.Option("gas", help="gas, dm or star"),
+               fov_ref: Literal["gas", "dm", "star"] = typer.Option("gas", help="species whose half-mass radius "
+                                                                                "sets the field of view"),
                face_edge: bool = typer.Option(False, help="add face-on and edge-on views (stellar spin)"),
                snapshot: Optional[int] = typer.Option(None, help="snapshot number (TNG simulation folder)"),
                subhalos: Optional[str] = typer.Option(None, help="subhalo ids, e.g. 0-99 or 3,5,7"),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
@@ -18,16 +18,20 @@ def train_cmd(out: Path = typer.Option(..., help="run folder (checkpoints, logs,
               source: Optional[str] = typer.Option(None, help="source domain(s), e.g. gas or gas,temp"),
               target: Optional[str] = typer.Option(None, help="target domain"),
               config: Optional[Path] = typer.Option(None, help="YAML config (options given here override it)"),
-              max_epochs: Optional[int] = typer.Option(None, help="epochs (default 30)"),
+              max_epochs: Optional[int] = typer.Option(None, help="epochs (default 30; with --max-minutes a cap of 1000)"),
               max_minutes: Optional[float] = typer.Option(None, help="wall-clock budget in minutes"),
-              batch_size: Optional[int] = typer.Option(None), lr: Optional[float] = typer.Option(None),
-              seed: Optional[int] = typer.Option(None), base_channels: Optional[int] = typer.Option(None),
+              batch_size: Optional[int] = typer.Option(None, help="maps per batch (default 16)"),
+              lr: Optional[float] = typer.Option(None, help="learning rate (default: the method's)"),
+              seed: Optional[int] = typer.Option(None, help="random seed (default 0)"),
+              base_channels: Optional[int] = typer.Option(None, help="U-Net width (default 32)"),
               sampler: Optional[str] = typer.Option(None, help="default sampler of a diffusion-family run"),
               ema: Optional[bool] = typer.Option(None, "--ema/--no-ema", help="EMA of generator weights"),
               devices: Optional[int] = typer.Option(None, help="devices (GPUs, or CPU processes)"),
               strategy: Optional[str] = typer.Option(None, help="auto, ddp, ddp_spawn, ..."),
-              accelerator: Optional[str] = typer.Option(None, help="auto, cpu, gpu"),
-              precision: Optional[str] = typer.Option(None, help="32-true, 16-mixed, bf16-mixed"),
+              accelerator: Optional[Literal["auto", "cpu", "gpu"]] = typer.Option(None, help="Lightning accelerator "
+                                                                                          "(default auto)"),
+              precision: Optional[Literal["32-true", "16-mixed", "bf16-mixed"]] = typer.Option(
+                  None, help="numerical precision (default 32-true)"),
               deterministic: Optional[bool] = typer.Option(None, "--deterministic/--no-deterministic",
                                                            help="deterministic kernels (default on: reproducible on "
                                                                 "the CPU; some CUDA kernels have none)"),
@@ -67,7 +71,7 @@ def train_cmd(out: Path = typer.Option(..., help="run folder (checkpoints, logs,
 def translate_cmd(run: Path = typer.Argument(..., help="trained run folder"),
                   out: Path = typer.Option(..., help="output predictions (.h5, or .fits with --fits)"),
                   data: Optional[Path] = typer.Option(None, help="map store to translate a split of"),
-                  split: str = typer.Option("test", help="train, val or test"),
+                  split: Split = typer.Option("test", help="split to translate / evaluate"),
                   fits_in: Optional[Path] = typer.Option(None, "--fits", help="translate one FITS map instead"),
                   steps: Optional[int] = typer.Option(None, help="sampler steps (diffusion family; default per method)"),
                   sampler: Optional[str] = typer.Option(None, help="score_sde: dpm++, unipc, heun, ddim, ode, em, pc"),
@@ -101,7 +105,7 @@ def translate_cmd(run: Path = typer.Argument(..., help="trained run folder"),
 def evaluate_cmd(run: Path = typer.Argument(..., help="trained run folder"),
                  data: Path = typer.Option(..., help="map store (.h5)"),
                  out: Path = typer.Option(..., help="folder for metrics.json and figures"),
-                 split: str = typer.Option("test", help="train, val or test"),
+                 split: Split = typer.Option("test", help="split to translate / evaluate"),
                  steps: Optional[int] = typer.Option(None, help="sampler steps"),
                  sampler: Optional[str] = typer.Option(None, help="sampler (diffusion family)"),
                  samples: int = typer.Option(1, help="samples per input; >= 2 adds their calibration"),
@@ -128,8 +132,8 @@ def benchmark_cmd(data: Path = typer.Option(..., help="map store (.h5)"),
                   pairs: str = typer.Option("gas:hi,gas:dm,gas:star", help="source:target pairs"),
                   methods: str = typer.Option("baseline,unet,pix2pix", help="methods to compare"),
                   max_minutes: Optional[float] = typer.Option(None, help="training budget per method, pair and seed"),
-                  max_epochs: int = typer.Option(1000, help="epoch cap per run (1000: with --max-minutes the "
-                                                            "budget is the minutes)"),
+                  max_epochs: Optional[int] = typer.Option(None, help="epochs per run (default 30; with --max-minutes "
+                                                                      "a cap of 1000)"),
                   base_channels: Optional[int] = typer.Option(None, help="U-Net width (default: train's)"),
                   seed: int = typer.Option(0, help="first training seed; also seeds sampling and the bootstrap"),
                   seeds: int = typer.Option(1, help="training seeds per method and pair (seed, seed + 1, ...)"),

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from skymorph.cosmo.massmap import LensingData, _fourier, choose_smoothing, mode_power, read_lensing_file, ring_spectrum
 from skymorph.devices import resolve_device
 from skymorph.errors import ConfigError, InputError, SkymorphError
-from skymorph.methods.config import RunConfig
+from skymorph.methods.config import RunConfig, epoch_budget
 from skymorph.methods.training import (checkpoint_state, cosine_lr_scale, ema_weights, fit_run, prepare_run_folder,
                                        warm_ema)
 from skymorph.models import UNet
@@ -48,7 +48,7 @@ class PriorConfig(RunConfig):
     ell in rad^-1, C_ell in rad^2; the fields after ``val_fraction`` are filled from the data."""
 
     data: Path
-    max_epochs: PositiveInt = 1000
+    max_epochs: Optional[PositiveInt] = None  # None: skymorph.methods.config.epoch_budget
     max_minutes: Optional[PositiveFloat] = None
     batch_size: int = 32
     lr: float = 1e-3
@@ -207,7 +207,8 @@ def train_prior(data, out, max_epochs: int | None = None, max_minutes: float | N
     kappa = torch.from_numpy(lens.kappa.astype(np.float32))
     loader = DataLoader(TensorDataset(kappa[train]), cfg.batch_size, shuffle=True, drop_last=train.stop > cfg.batch_size)
     val_loader = DataLoader(TensorDataset(kappa[val]), cfg.batch_size)
-    fit_run(out, PriorModule(cfg), loader, val_loader, resume, cfg.max_epochs, cfg.max_minutes, progress,
+    fit_run(out, PriorModule(cfg), loader, val_loader, resume, epoch_budget(cfg.max_epochs, cfg.max_minutes),
+            cfg.max_minutes, progress,
             cfg.deterministic, accelerator=dev.type, devices=[dev.index or 0] if dev.type == "cuda" else 1,
             gradient_clip_val=cfg.grad_clip)
     return out

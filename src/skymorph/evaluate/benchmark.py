@@ -24,7 +24,7 @@ from ..data.store import MapStore
 from ..errors import ConfigError, OutputExistsError
 from ..methods import method_class
 from ..methods.base import check_request
-from ..methods.config import TrainConfig
+from ..methods.config import TrainConfig, epoch_budget
 from ..methods.training import fill_from_data, train, training_record
 from ..provenance import provenance
 from . import plots
@@ -192,7 +192,7 @@ def validate(data: Path, pairs, methods: list[str], max_minutes, max_epochs, opt
 
 
 def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[str], out: Path,
-                  max_minutes: float | None, max_epochs: int = 1000, options: dict | None = None, seed: int = 0,
+                  max_minutes: float | None, max_epochs: int | None = None, options: dict | None = None, seed: int = 0,
                   progress: bool = True, steps: list[int] | None = None, samplers: list[str] | None = None,
                   n_samples: int = 1, sweep_views: int | None = None, seeds: int = 1, retrain: bool = False,
                   overwrite: bool = False, device: str = "cpu") -> dict:
@@ -223,7 +223,7 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
         for method in methods:
             runs = []
             for s in range(seeds):
-                budget = f"{max_minutes:g} min" if max_minutes else f"{max_epochs} epochs"
+                budget = f"{max_minutes:g} min" if max_minutes else f"{epoch_budget(max_epochs, None)} epochs"
                 console.print(f"[bold]{name}[/bold] {method} seed {seed + s}: training or reusing (budget {budget}) ...")
                 run, what = _trained(cfgs[name, method, s], out / "runs" / name / method / f"seed_{seed + s}",
                                      fingerprint, retrain, progress)

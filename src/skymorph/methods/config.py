@@ -12,6 +12,16 @@ from ..errors import ConfigError
 from . import method_class
 
 
+#: Epochs of a run given no --max-epochs: without --max-minutes a short default run; with it, the
+#: minutes are the budget and the epochs only a cap. The one rule of train, benchmark and train-prior.
+DEFAULT_EPOCHS, EPOCH_CAP = 30, 1000
+
+
+def epoch_budget(max_epochs: int | None, max_minutes: float | None) -> int:
+    """The epoch limit of a run: ``max_epochs`` when given, else 30 without a time budget and 1000 with one."""
+    return max_epochs if max_epochs is not None else (EPOCH_CAP if max_minutes else DEFAULT_EPOCHS)
+
+
 class RunConfig(BaseModel):
     """A validated config, written resolved as YAML beside the run it describes."""
 
@@ -50,7 +60,7 @@ class TrainConfig(RunConfig):
     data: Path
     source: list[str]
     target: str
-    max_epochs: PositiveInt = 30
+    max_epochs: Optional[PositiveInt] = None  # None: see epoch_budget
     max_minutes: Optional[PositiveFloat] = None
     batch_size: int = 16
     lr: Optional[float] = None  # method default: 1e-3 regression, 2e-4 GANs

@@ -34,7 +34,7 @@ from ..errors import ConfigError, InputError, Interrupted, OutputExistsError, Sk
 from . import make_method, method_class
 from .apply import check_store
 from .base import TranslationMethod
-from .config import TrainConfig
+from .config import TrainConfig, epoch_budget
 
 CONFIG_NAME = "config.yaml"
 TRAINING = "training.json"  # every training session of the run: seconds, how it stopped, epochs
@@ -274,7 +274,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = F
     loader = DataLoader(train_ds, cfg.batch_size, shuffle=True, num_workers=cfg.num_workers, drop_last=len(train_ds) > cfg.batch_size,
                         persistent_workers=cfg.num_workers > 0)
     val_loader = DataLoader(val_ds, cfg.batch_size, num_workers=cfg.num_workers)
-    fit_run(out, module, loader, val_loader, resume, cfg.max_epochs, cfg.max_minutes, progress, cfg.deterministic,
+    fit_run(out, module, loader, val_loader, resume, epoch_budget(cfg.max_epochs, cfg.max_minutes), cfg.max_minutes,
+            progress, cfg.deterministic,
             accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision)
     return out
 
