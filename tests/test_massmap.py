@@ -207,3 +207,25 @@ def test_the_prior_and_posterior_sampling_take_a_device(prior_run, tmp_path, tra
         train_prior(root / "train.h5", tmp_path / "q", device="cpu", deterministic=False, base_channels=8)
     asked = trainer_options
     assert (asked["deterministic"], asked["accelerator"], asked["devices"]) == (False, "cpu", 1)
+
+
+def test_a_prior_is_bound_to_its_training_maps(prior_run, tmp_path):
+    """--resume reads a moved copy of the training maps (same fingerprint) and refuses other maps."""
+    import shutil
+
+    from skymorph.cosmo.prior import PriorConfig
+
+    root, run = prior_run
+    cfg = PriorConfig.load(run / "prior.yaml")
+    assert cfg.data.is_absolute() and len(cfg.data_fingerprint) == 16
+    moved = tmp_path / "moved" / "maps.h5"
+    moved.parent.mkdir()
+    shutil.copy(root / "train.h5", moved)
+    other = _write_kappa_file(tmp_path / "other.h5", 24, 16, 6.0, seed=5, mask=_mask(16))
+    res = runner.invoke(app, ["lensing", "train-prior", "--resume", "--data", str(other), "--max-epochs", "3",
+                              "--out", str(run), "--no-progress"])
+    assert res.exit_code == 1 and cfg.data_fingerprint in res.stderr and "fingerprint" in res.stderr
+    res = runner.invoke(app, ["lensing", "train-prior", "--resume", "--data", str(moved), "--max-epochs", "3",
+                              "--out", str(run), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert PriorConfig.load(run / "prior.yaml").data == moved.resolve()

@@ -14,6 +14,7 @@ posterior itself.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Protocol
@@ -293,6 +294,16 @@ class LensingData:
     @property
     def npix(self) -> int:
         return self.mask.shape[-1]
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits identifying the maps (convergence, observed shear, mask, noise, pixel scale),
+        wherever the file lies."""
+        h = hashlib.sha256()
+        for a in (self.kappa, self.gamma, self.mask, np.array([self.noise_std, self.pixel_arcmin])):
+            if a is not None:
+                h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()[:16]
 
 
 def read_lensing_file(path, need_kappa: bool = False) -> LensingData:

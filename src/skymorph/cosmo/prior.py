@@ -70,6 +70,7 @@ class PriorConfig(RunConfig):
     ks_smoothing_arcmin: float = 0.0
     ell: list[float] = []
     cl: list[float] = []
+    data_fingerprint: str = ""  # LensingData.fingerprint of the training maps
 
     @classmethod
     def load(cls, path: Path) -> "PriorConfig":
@@ -175,7 +176,8 @@ def _fill(cfg: PriorConfig, data: LensingData) -> PriorConfig:
     pick = slice(0, min(len(kappa), 256))
     scale_px, _ = choose_smoothing(kappa[pick], data.gamma[train][pick], data.mask)
     std = float(kappa.std())
-    return cfg.model_copy(update={"npix": data.npix, "pixel_arcmin": data.pixel_arcmin, "noise_std": data.noise_std,
+    return cfg.model_copy(update={"data": Path(data.path).resolve(), "data_fingerprint": data.fingerprint,
+                                  "npix": data.npix, "pixel_arcmin": data.pixel_arcmin, "noise_std": data.noise_std,
                                   "kappa_mean": float(kappa.mean()), "kappa_std": std,
                                   "sigma_max": cfg.sigma_max_factor * std, "ks_smoothing_arcmin": scale_px * data.pixel_arcmin,
                                   "ell": ell.tolist(), "cl": cl.tolist()})
@@ -185,15 +187,20 @@ def train_prior(data, out, max_epochs: int | None = None, max_minutes: float | N
                 overwrite: bool = False, progress: bool = True, device: str = "cpu", **options) -> Path:
     """Train the score prior on the convergence maps of ``data`` (a kappa.h5) into run folder ``out``
     on ``device`` (auto, cpu, cuda, cuda:N); the last ``val_fraction`` of the maps validate. ``resume``
-    continues a killed or finished run (``max_epochs`` / ``max_minutes`` may be raised)."""
+    continues a killed or finished run (``max_epochs`` / ``max_minutes`` may be raised), reading its maps
+    from ``data`` when given (a moved file, checked by fingerprint) or from where they were."""
     out = Path(out)
     dev = resolve_device(device)
     budget = {k: v for k, v in (("max_epochs", max_epochs), ("max_minutes", max_minutes)) if v is not None}
     prepare_run_folder(out, resume, overwrite)
     if resume:
         cfg = PriorConfig.load(out / CONFIG_NAME).model_copy(update=budget)
-        lens = read_lensing_file(cfg.data, need_kappa=True)
+        lens = read_lensing_file(data or cfg.data, need_kappa=True)
         check_geometry(cfg, lens)
+        if cfg.data_fingerprint and lens.fingerprint != cfg.data_fingerprint:
+            raise InputError(f"{lens.path}: maps fingerprint {lens.fingerprint} is not the prior's training maps' "
+                             f"{cfg.data_fingerprint} ({cfg.data}): resume on the maps it was trained on")
+        cfg = cfg.model_copy(update={"data": Path(lens.path).resolve()})
     else:
         cfg = PriorConfig.validated({"data": Path(data).resolve(), **options, **budget}, "train-prior")
         lens = read_lensing_file(data, need_kappa=True)
