@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Literal
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -20,6 +20,15 @@ app.add_typer(lensing_app, name="lensing")
 
 Split = Literal["train", "val", "test"]
 Device = Literal["auto", "cpu", "cuda"]
+
+# Options that mean one thing in every command that takes them: declared once, with their help line.
+RunDevice = Annotated[Device, typer.Option(help="where the network runs (auto: CUDA when available)")]
+Reverse = Annotated[bool, typer.Option(help="two-way runs (cyclegan): run the trained model target -> source")]
+SamplerSteps = Annotated[Optional[int], typer.Option(help="sampler steps (diffusion family; default per method)")]
+Sampler = Annotated[Optional[str], typer.Option(help="sampler of a diffusion-family run, e.g. dpm++, ddim, em, pc, "
+                                                     "indi (default: the run's)")]
+Overwrite = Annotated[bool, typer.Option(help="replace existing outputs")]
+ProgressBar = Annotated[bool, typer.Option(help="progress bars")]
 
 
 def friendly(fn):

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 import typer
 
 from ..errors import SkymorphError
-from .common import Device, cosmo_app, friendly, lensing_app
+from .common import Overwrite, ProgressBar, RunDevice, cosmo_app, friendly, lensing_app
 
 
 @cosmo_app.command("sim")
@@ -22,8 +22,8 @@ def cosmo_sim(out: Path = typer.Option(..., help="output simulation file (.h5)")
               particles: Optional[int] = typer.Option(None, help="particles per side (default: --mesh)"),
               a_out: str = typer.Option("0.25,0.5,1", help="comma-separated output scale factors"),
               a_init: float = typer.Option(0.1, help="starting scale factor (2LPT)"),
-              overwrite: bool = typer.Option(False, help="replace an existing output"),
-              progress: bool = typer.Option(True, help="progress bar")):
+              overwrite: Overwrite = False,
+              progress: ProgressBar = True):
     """Run a FastPM N-body simulation; density snapshots, final particles and parameters to HDF5."""
     from ..cosmo.linear import Cosmology
     from ..cosmo.products import run_simulation
@@ -41,7 +41,7 @@ def cosmo_sim(out: Path = typer.Option(..., help="output simulation file (.h5)")
 @friendly
 def cosmo_power(sim: Path = typer.Argument(..., help="simulation file from 'skymorph cosmo sim'"),
                 out: Path = typer.Option(..., help="output PNG"),
-                overwrite: bool = typer.Option(False, help="replace an existing output")):
+                overwrite: Overwrite = False):
     """Measured P(k) of each snapshot against linear theory times D(a)^2."""
     from ..cosmo.products import plot_power
 
@@ -64,8 +64,8 @@ def lensing_maps(out: Path = typer.Option(..., help="output map file (.h5)"),
                  n_gal: float = typer.Option(30.0, help="galaxies per arcmin^2 (shape noise)"),
                  sigma_e: float = typer.Option(0.26, help="ellipticity dispersion per component"),
                  mask: Optional[Path] = typer.Option(None, help="mask (.npy or .fits, npix x npix, 1 = observed)"),
-                 overwrite: bool = typer.Option(False, help="replace an existing output"),
-                 progress: bool = typer.Option(True, help="progress bar")):
+                 overwrite: Overwrite = False,
+                 progress: ProgressBar = True):
     """Born convergence maps from PM density planes, with KS shear, shape noise and an optional mask."""
     from ..cosmo.products import make_kappa_maps
 
@@ -85,12 +85,12 @@ def lensing_train_prior(data: Optional[Path] = typer.Option(None, help="converge
                                                                    "convergence channel needs less)"),
                         batch_size: int = typer.Option(32, help="maps per batch"),
                         seed: int = typer.Option(0, help="random seed"),
-                        device: Device = typer.Option("auto", help="where the prior trains (auto: CUDA when available)"),
+                        device: RunDevice = "auto",
                         deterministic: bool = typer.Option(True, help="deterministic kernels (reproducible on the CPU; "
                                                                       "some CUDA kernels have none)"),
                         resume: bool = typer.Option(False, help="continue an interrupted or finished run in OUT"),
                         overwrite: bool = typer.Option(False, help="replace an existing run folder"),
-                        progress: bool = typer.Option(True, help="progress bar")):
+                        progress: ProgressBar = True):
     """Train the convergence score prior (denoising score matching, residual to the Gaussian score)."""
     from ..cosmo.prior import train_prior
 
@@ -115,9 +115,9 @@ def lensing_massmap(shear: Path = typer.Option(..., help="shear file (/gamma_obs
                     noise_levels: int = typer.Option(30, help="posterior: noise levels of the annealing"),
                     langevin_steps: int = typer.Option(3, help="posterior: Langevin steps per noise level"),
                     seed: int = typer.Option(0, help="random seed"),
-                    device: Device = typer.Option("auto", help="where the prior runs (auto: CUDA when available)"),
-                    overwrite: bool = typer.Option(False, help="replace an existing output"),
-                    progress: bool = typer.Option(True, help="progress bar")):
+                    device: RunDevice = "auto",
+                    overwrite: Overwrite = False,
+                    progress: ProgressBar = True):
     """Convergence maps from shear: Kaiser-Squires, Wiener filter or score-prior posterior samples."""
     from ..cosmo.massbench import run_massmap
 
@@ -138,9 +138,9 @@ def lensing_benchmark(data: Path = typer.Option(..., help="held-out convergence 
                       noise_levels: int = typer.Option(30, help="noise levels of the annealing"),
                       langevin_steps: int = typer.Option(3, help="Langevin steps per noise level"),
                       seed: int = typer.Option(0, help="random seed"),
-                      device: Device = typer.Option("auto", help="where the prior runs (auto: CUDA when available)"),
-                      overwrite: bool = typer.Option(False, help="replace existing outputs"),
-                      progress: bool = typer.Option(True, help="progress bars")):
+                      device: RunDevice = "auto",
+                      overwrite: Overwrite = False,
+                      progress: ProgressBar = True):
     """KS vs Wiener vs posterior mean on held-out maps: RMSE, Pearson r, calibration, cost, figure."""
     from ..cosmo.massbench import results_markdown, run_benchmark
 

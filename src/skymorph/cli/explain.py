@@ -6,8 +6,8 @@ from typing import Literal, Optional
 
 import typer
 
-from ..errors import SkymorphError
-from .common import Device, Split, app, friendly, number_list
+from .common import (Overwrite, ProgressBar, Reverse, RunDevice, SamplerSteps, Split,
+                     app, friendly, number_list)
 
 
 @app.command("explain")
@@ -29,10 +29,10 @@ def explain_cmd(run: Path = typer.Argument(..., help="trained run folder"),
                 nsamples: int = typer.Option(512, help="shap: expected-gradient samples per map"),
                 n_steps: int = typer.Option(64, help="integrated gradients: integration points"),
                 seed: int = typer.Option(0, help="random seed"),
-                reverse: bool = typer.Option(False, help="two-way runs (cyclegan): the target -> source direction"),
-                device: Device = typer.Option("auto", help="where the network runs (auto: CUDA when available)"),
-                overwrite: bool = typer.Option(False, help="replace existing outputs"),
-                progress: bool = typer.Option(True, help="progress bar")):
+                reverse: Reverse = False,
+                device: RunDevice = "auto",
+                overwrite: Overwrite = False,
+                progress: ProgressBar = True):
     """What a run looks at: SHAP / saliency / integrated gradients over one view's input maps."""
     from ..explain import explain_run, write_explanation
 
@@ -57,13 +57,13 @@ def probe_cmd(run: Path = typer.Argument(..., help="trained run folder"),
               out: Path = typer.Option(..., help="folder for probe_<name>.json/.md/.png"),
               split: Split = typer.Option("test", help="split to probe"),
               levels: Optional[str] = typer.Option(None, help="comma-separated probe levels (default per probe)"),
-              steps: Optional[int] = typer.Option(None, min=1, help="sampler steps (diffusion family; default per method)"),
+              steps: SamplerSteps = None,
               samples: int = typer.Option(1, min=1, help="samples per input"),
               seed: int = typer.Option(0, help="random seed (noise probe and samplers)"),
-              reverse: bool = typer.Option(False, help="two-way runs (cyclegan): the target -> source direction"),
-              device: Device = typer.Option("auto", help="where the network runs (auto: CUDA when available)"),
-              overwrite: bool = typer.Option(False, help="replace existing outputs"),
-              progress: bool = typer.Option(True, help="progress bar")):
+              reverse: Reverse = False,
+              device: RunDevice = "auto",
+              overwrite: Overwrite = False,
+              progress: ProgressBar = True):
     """Metrics as the input is blurred, reduced to its Fourier phases or made noisy."""
     from ..explain import probe_run, write_probe
 

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 import typer
 
 from ..errors import SkymorphError
-from .common import app, friendly, maps_app, number_list
+from .common import Overwrite, app, friendly, maps_app, number_list
 
 
 @app.command()
@@ -41,7 +41,7 @@ def maps_build(source: Path = typer.Argument(..., help="folder of cutouts with c
                seed: int = typer.Option(0, help="random seed for rotations and splits"),
                workers: int = typer.Option(1, help="worker processes"),
                splits: str = typer.Option("0.8,0.1,0.1", help="train,val,test fractions of the galaxies"),
-               overwrite: bool = typer.Option(False, help="replace an existing output")):
+               overwrite: Overwrite = False):
     """Project galaxies into a paired multi-domain map store (resumes an interrupted build)."""
     from ..data.build import build_dataset
     from ..sim.sources import open_source, parse_ids
@@ -73,7 +73,7 @@ def maps_info(store: Path = typer.Argument(..., help="map store (.h5)")):
 def maps_show(store: Path = typer.Argument(..., help="map store (.h5)"),
               index: int = typer.Option(0, help="view index"),
               out: Path = typer.Option(..., help="output PNG"),
-              overwrite: bool = typer.Option(False, help="replace an existing output")):
+              overwrite: Overwrite = False):
     """All domains of one view in a panel (log colours, colour bars with units, kpc scale bar)."""
     from ..data.show import show_view
     from ..data.store import MapStore
@@ -88,7 +88,7 @@ def maps_fits(store: Path = typer.Argument(..., help="map store (.h5)"),
               index: int = typer.Option(0, help="view index"),
               domain: str = typer.Option(..., help="domain to export"),
               out: Path = typer.Option(..., help="output FITS file"),
-              overwrite: bool = typer.Option(False, help="replace an existing output")):
+              overwrite: Overwrite = False):
     """Export one map as FITS with BUNIT, pixel scale and extent in the header."""
     from ..data.fits import export_fits
     from ..data.store import MapStore

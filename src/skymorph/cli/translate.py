@@ -7,7 +7,8 @@ from typing import Literal, Optional
 import typer
 
 from ..errors import SkymorphError
-from .common import Device, Split, app, friendly, number_list
+from .common import (Device, Overwrite, ProgressBar, Reverse, RunDevice, Sampler,
+                     SamplerSteps, Split, app, friendly, number_list)
 
 
 @app.command("train")
@@ -37,7 +38,7 @@ def train_cmd(out: Path = typer.Option(..., help="run folder (checkpoints, logs,
                                                                 "the CPU; some CUDA kernels have none)"),
               resume: bool = typer.Option(False, help="continue an interrupted run in OUT"),
               overwrite: bool = typer.Option(False, help="replace an existing run folder"),
-              progress: bool = typer.Option(True, help="progress bar")):
+              progress: ProgressBar = True):
     """Train a translation method through PyTorch Lightning (checkpoint every epoch, --resume)."""
     from ..methods.config import TrainConfig
     from ..methods.training import CONFIG_NAME, summary_line, train, training_record
@@ -73,14 +74,14 @@ def translate_cmd(run: Path = typer.Argument(..., help="trained run folder"),
                   data: Optional[Path] = typer.Option(None, help="map store to translate a split of"),
                   split: Split = typer.Option("test", help="split to translate / evaluate"),
                   fits_in: Optional[Path] = typer.Option(None, "--fits", help="translate one FITS map instead"),
-                  steps: Optional[int] = typer.Option(None, help="sampler steps (diffusion family; default per method)"),
-                  sampler: Optional[str] = typer.Option(None, help="score_sde: dpm++, unipc, heun, ddim, ode, em, pc"),
+                  steps: SamplerSteps = None,
+                  sampler: Sampler = None,
                   samples: int = typer.Option(1, help="samples per input (stochastic methods): mean and std written"),
                   seed: int = typer.Option(0, help="random seed"),
-                  reverse: bool = typer.Option(False, help="two-way runs (cyclegan): translate target -> source"),
-                  device: Device = typer.Option("auto", help="where the network runs (auto: CUDA when available)"),
-                  overwrite: bool = typer.Option(False, help="replace an existing output"),
-                  progress: bool = typer.Option(True, help="progress bar")):
+                  reverse: Reverse = False,
+                  device: RunDevice = "auto",
+                  overwrite: Overwrite = False,
+                  progress: ProgressBar = True):
     """Translate maps with a trained run; predictions are written in physical units."""
     from ..data.store import MapStore
     from ..methods.apply import translate_fits, translate_store
@@ -106,14 +107,14 @@ def evaluate_cmd(run: Path = typer.Argument(..., help="trained run folder"),
                  data: Path = typer.Option(..., help="map store (.h5)"),
                  out: Path = typer.Option(..., help="folder for metrics.json and figures"),
                  split: Split = typer.Option("test", help="split to translate / evaluate"),
-                 steps: Optional[int] = typer.Option(None, help="sampler steps"),
-                 sampler: Optional[str] = typer.Option(None, help="sampler (diffusion family)"),
+                 steps: SamplerSteps = None,
+                 sampler: Sampler = None,
                  samples: int = typer.Option(1, help="samples per input; >= 2 adds their calibration"),
                  seed: int = typer.Option(0, help="random seed"),
-                 reverse: bool = typer.Option(False, help="two-way runs (cyclegan): evaluate target -> source"),
-                 device: Device = typer.Option("auto", help="where the network runs (auto: CUDA when available)"),
-                 overwrite: bool = typer.Option(False, help="replace existing outputs"),
-                 progress: bool = typer.Option(True, help="progress bar")):
+                 reverse: Reverse = False,
+                 device: RunDevice = "auto",
+                 overwrite: Overwrite = False,
+                 progress: ProgressBar = True):
     """Physics-aware metrics of a run on a split (physical units), with figures."""
     from ..evaluate.runner import evaluate_run, write_evaluation
 
@@ -146,7 +147,7 @@ def benchmark_cmd(data: Path = typer.Option(..., help="map store (.h5)"),
                   overwrite: bool = typer.Option(False, help="replace existing results (runs are reused by key)"),
                   device: Device = typer.Option("auto", help="where training and evaluation run (auto: CUDA when "
                                                              "available)"),
-                  progress: bool = typer.Option(True, help="progress bars")):
+                  progress: ProgressBar = True):
     """Train (or reuse) every method for every pair and seed under one budget; verdicts with intervals
     over test galaxies, tables and an HTML report."""
     from ..evaluate.benchmark import parse_pairs, run_benchmark

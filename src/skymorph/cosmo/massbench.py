@@ -236,8 +236,7 @@ def results_markdown(res: dict) -> str:
     lines += ["", "Verdicts (paired per-map differences, 95% bootstrap intervals over maps):", ""]
     for v in res.get("verdicts", []):
         lines.append(f"- {v['method']} vs {v['reference']} on {v['metric']}: difference {v['diff']:.3g} "
-                     f"[{v['lo']:.3g}, {v['hi']:.3g}] ({v['units']} maps): "
-                     + {"better": "better", "worse": "worse"}.get(v["verdict"], v["verdict"]))
+                     f"[{v['lo']:.3g}, {v['hi']:.3g}] ({v['units']} maps): {v['verdict']}")
     s = res["schedule"]
     lines += ["", f"Cost: {res['score_evaluations_per_sample']} score evaluations per sample ({s['levels']} levels x "
               f"{s['steps']} steps, sigma {s['sigma_max']:.3g} -> {s['sigma_min']:.3g}); seconds per sample: "

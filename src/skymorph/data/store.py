@@ -6,6 +6,7 @@ galaxy); root attrs: skymorph version, settings, source, seed, units.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -136,7 +137,7 @@ class MapStore:
         """Sorted galaxy ids of a split."""
         return np.unique(self.meta("galaxy_id", self.split(split)))
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """16 hex digits identifying what a model trained on this store depends on: the galaxy ids of
         each split, the domains and their normalisations, the map size and the build settings. The

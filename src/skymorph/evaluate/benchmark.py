@@ -3,8 +3,8 @@ on the test split, and judge with intervals over galaxies (:mod:`skymorph.stats`
 
 Everything is validated before the first training: pairs against the store, methods, samplers and
 every training option (each run's config is built first). A run is reused only when the hash of its
-full resolved config and of the store's fingerprint match (``<run>.key`` beside the run folder); any
-changed option retrains, ``retrain`` forces it.
+full resolved config (the store's fingerprint included) matches (``<run>.key`` beside the run
+folder); any changed option retrains, ``retrain`` forces it.
 """
 from __future__ import annotations
 
@@ -55,15 +55,16 @@ def pair_name(source: list[str], target: str) -> str:
     return f"{'+'.join(source)}-{target}"
 
 
-def run_key(cfg: TrainConfig, fingerprint: str) -> str:
-    """Hash of a resolved config (everything but the store's path) and of the store's fingerprint."""
-    blob = json.dumps({"config": cfg.model_dump(mode="json", exclude={"data"}), "store": fingerprint}, sort_keys=True)
+def run_key(cfg: TrainConfig) -> str:
+    """Hash of a config resolved by :func:`fill_from_data`: everything but the store's path, whose
+    fingerprint (``store_fingerprint``) stands for it."""
+    blob = json.dumps(cfg.model_dump(mode="json", exclude={"data"}), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _trained(cfg: TrainConfig, run: Path, fingerprint: str, retrain: bool, progress: bool) -> tuple[Path, str]:
+def _trained(cfg: TrainConfig, run: Path, retrain: bool, progress: bool) -> tuple[Path, str]:
     """(run, what happened): reuse a finished run of the same key, resume an interrupted one, or train afresh."""
-    key, key_file = run_key(fill_from_data(cfg), fingerprint), run.with_name(run.name + ".key")
+    key, key_file = run_key(fill_from_data(cfg)), run.with_name(run.name + ".key")
     same = not retrain and key_file.exists() and key_file.read_text().strip() == key
     if same and training_record(run)["finished"]:
         return run, "reused"
@@ -170,8 +171,9 @@ def _calibration(evs: list[Evaluation], seed: int) -> dict:
 
 
 def validate(data: Path, pairs, methods: list[str], max_minutes, max_epochs, options, seed: int, seeds: int,
-             steps, samplers, n_samples: int) -> dict[tuple[str, str, int], TrainConfig]:
-    """Every input checked before any work; the config of every run, keyed by (pair, method, seed)."""
+             steps, samplers, n_samples: int) -> tuple[dict[tuple[str, str, int], TrainConfig], str]:
+    """Every input checked before any work: the config of every run, keyed by (pair, method, seed), and
+    the store's fingerprint."""
     check_methods(methods, samplers)
     if steps is not None and (not steps or min(steps) < 1):
         raise ConfigError(f"--steps must be positive integers, got {steps}")
@@ -181,6 +183,7 @@ def validate(data: Path, pairs, methods: list[str], max_minutes, max_epochs, opt
     with MapStore(data) as store:
         for source, target in pairs:
             check_pair(store, source, target)
+        fingerprint = store.fingerprint
     cfgs = {}
     for source, target in pairs:
         for method in methods:
@@ -188,7 +191,7 @@ def validate(data: Path, pairs, methods: list[str], max_minutes, max_epochs, opt
                 raw = {"method": method, "data": data, "source": source, "target": target, "max_minutes": max_minutes,
                        "max_epochs": max_epochs, **(options or {}), "seed": seed + s}
                 cfgs[pair_name(source, target), method, s] = TrainConfig.build(raw, "benchmark options")
-    return cfgs
+    return cfgs, fingerprint
 
 
 def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[str], out: Path,
@@ -208,9 +211,9 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
     if (out / "results.json").exists() and not overwrite:
         raise OutputExistsError(f"{out}/results.json: output exists (use --overwrite to replace it; "
                                 f"finished runs in {out}/runs are reused)")
-    cfgs = validate(data, pairs, methods, max_minutes, max_epochs, options, seed, seeds, steps, samplers, n_samples)
-    with MapStore(data) as store:
-        fingerprint = store.fingerprint
+    cfgs, fingerprint = validate(data, pairs, methods, max_minutes, max_epochs, options, seed, seeds, steps, samplers,
+                                 n_samples)
+    budget = f"{max_minutes:g} min" if max_minutes else f"{epoch_budget(max_epochs, None)} epochs"
     out.mkdir(parents=True, exist_ok=True)
     pairs_out: dict[str, dict] = {}
     figures: dict[str, list[Path]] = {}
@@ -218,25 +221,25 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
         name = pair_name(source, target)
         label = f"{'+'.join(source)} -> {target}"
         evs: dict[str, list[Evaluation]] = {}
+        per_view: dict[str, dict[str, np.ndarray]] = {}
         res: dict[str, dict] = {}
         spreads, ranks = {}, {}
         for method in methods:
             runs = []
             for s in range(seeds):
-                budget = f"{max_minutes:g} min" if max_minutes else f"{epoch_budget(max_epochs, None)} epochs"
                 console.print(f"[bold]{name}[/bold] {method} seed {seed + s}: training or reusing (budget {budget}) ...")
                 run, what = _trained(cfgs[name, method, s], out / "runs" / name / method / f"seed_{seed + s}",
-                                     fingerprint, retrain, progress)
+                                     retrain, progress)
                 console.print(f"  {what} {run}")
                 runs.append(run)
             evs[method] = [evaluate_run(r, data, "test", seed=seed, device=device) for r in runs]
-            per_view = _per_view(evs[method], METRIC_NAMES)
+            per_view[method] = _per_view(evs[method], METRIC_NAMES)
             first = evs[method][0]
             res[method] = {"info": {**first.info, "runs": [str(r) for r in runs], "seeds": list(range(seed, seed + seeds)),
                                     "train_minutes": float(np.mean([e.info["train_minutes"] for e in evs[method]]))},
-                           "metrics": cells(per_view, first.galaxy, seed),
+                           "metrics": cells(per_view[method], first.galaxy, seed),
                            "per_view": {"index": first.index.tolist(), "galaxy_id": first.galaxy.tolist(),
-                                        **{k: v.tolist() for k, v in per_view.items()}}}
+                                        **{k: v.tolist() for k, v in per_view[method].items()}}}
             med = res[method]["metrics"]
             console.print(f"  {method}: test mse_log {med['mse_log']['median']:.3g}, pk_err_dex "
                           f"{med['pk_err_dex']['median']:.3g}, ssim {med['ssim']['median']:.3g}")
@@ -248,7 +251,6 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
                 spreads[method] = (*spread_error_curve(cal[0].samples, cal[0].truth, cal[0].info["eps"])[:2], n_samples)
                 ranks[method] = res[method]["calibration"]["rank"]
         galaxy = next(iter(evs.values()))[0].galaxy
-        per_view = {m: _per_view(e, METRIC_NAMES) for m, e in evs.items()}
         pairs_out[name] = {"methods": res, "verdicts": verdicts(per_view, galaxy,
                                                                 {m: method_class(m).stochastic for m in methods}, seed)}
         figures[name] = _figures(out / "figures", name, label, source, target, {m: e[0] for m, e in evs.items()},

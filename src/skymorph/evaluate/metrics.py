@@ -583,9 +583,8 @@ def calibration(samples, truth, eps: float) -> dict[str, np.ndarray]:
 
 def calibration_nominal(k: int) -> dict[str, float]:
     """What :func:`calibration` gives for a calibrated ensemble of ``k`` members, key by key."""
-    j68, j95 = stats.order_statistic_index(k, 0.68), stats.order_statistic_index(k, 0.95)
-    return {"coverage68": (k + 1 - 2 * j68) / (k + 1), "coverage95": (k + 1 - 2 * j95) / (k + 1),
-            "spread_skill": float(np.sqrt(1.0 + 1.0 / k))}
+    return {"coverage68": stats.nominal_coverage(k, 0.68), "coverage95": stats.nominal_coverage(k, 0.95),
+            "spread_skill": stats.nominal_spread_skill(k)}
 
 
 def rank_counts(samples, truth, eps: float, seed: int = 0) -> dict:

@@ -78,9 +78,9 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", steps: 
     return Evaluation(cfg, index, source, truth, galaxy, pred, samples, rows, summarise(rows), info)
 
 
-def write_evaluation(ev: Evaluation, out: str | Path, overwrite: bool = False, **details) -> Path:
-    """metrics.json (with the evaluation's provenance and ``details``), per-view rows
-    (metrics_per_view.json) and the figures, written atomically into folder ``out``."""
+def write_evaluation(ev: Evaluation, out: str | Path, overwrite: bool = False) -> Path:
+    """metrics.json (with its provenance: command, version, date, the store's fingerprint), per-view
+    rows (metrics_per_view.json) and the figures, written atomically into folder ``out``."""
     out = Path(out)
     if (out / "metrics.json").exists() and not overwrite:
         raise OutputExistsError(f"{out}/metrics.json: output exists (use --overwrite to replace it)")
@@ -97,6 +97,7 @@ def write_evaluation(ev: Evaluation, out: str | Path, overwrite: bool = False, *
         plots.rank_histograms(out / "rank_histogram.png", {name: ev.info["calibration"]["rank"]}, label)
     write_text(out / "metrics_per_view.json", json.dumps(
         [{"index": int(i), "galaxy_id": int(g), **r} for i, g, r in zip(ev.index, ev.galaxy, ev.rows)], default=float))
-    write_text(out / "metrics.json", json.dumps({"provenance": provenance(**details), "info": ev.info,
+    write_text(out / "metrics.json", json.dumps({"provenance": provenance(store_fingerprint=ev.cfg.store_fingerprint),
+                                                 "info": ev.info,
                                                  "metrics": ev.summary}, indent=2, default=float))
     return out

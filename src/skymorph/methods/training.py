@@ -18,7 +18,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -28,8 +27,8 @@ from torch.utils.data import DataLoader
 from ..data.dataset import PairedMaps, check_pair
 from ..data.normalise import LogStandardise
 from ..data.store import MapStore
-from ..devices import resolve_device
 from ..atomic import write_text
+from ..devices import resolve_device
 from ..errors import ConfigError, InputError, Interrupted, OutputExistsError, SkymorphError
 from . import make_method, method_class
 from .apply import check_store
@@ -169,7 +168,7 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
 
 
 def fit_run(out: Path, module: L.LightningModule, loader: DataLoader, val_loader: DataLoader, resume: bool,
-            max_epochs: int | None, max_minutes: float | None, progress: bool, deterministic: bool = True,
+            max_epochs: int, max_minutes: float | None, progress: bool, deterministic: bool = True,
             **trainer_options) -> dict:
     """Fit ``module`` into run folder ``out`` through Lightning: ``checkpoints/last.ckpt`` after every
     epoch (``resume`` continues from it: optimiser state, epoch count, and the time budget already
@@ -200,7 +199,7 @@ def fit_run(out: Path, module: L.LightningModule, loader: DataLoader, val_loader
             raise
         stop = "interrupted"
     if stop is None:
-        stop = "epochs" if trainer.current_epoch >= (max_epochs or 0) else "minutes"
+        stop = "epochs" if trainer.current_epoch >= max_epochs else "minutes"
     best = callbacks[1].best_model_score
     record = record_session(out, time.perf_counter() - start, stop, trainer.current_epoch, trainer.global_step,
                             None if best is None else float(best))
@@ -286,7 +285,7 @@ def _validation_maps(cfg: TrainConfig, norms: dict[str, LogStandardise], paired:
     if paired:
         return PairedMaps(cfg.data, cfg.source, cfg.target, "val", False, norms)
     with MapStore(cfg.data) as store:
-        one_galaxy = len(np.unique(store.meta("galaxy_id")[store.split("val")])) < 2
+        one_galaxy = len(store.galaxies("val")) < 2
     if one_galaxy:
         warnings.warn(f"{cfg.data}: the val split holds one galaxy; unpaired validation takes its target views "
                       f"from the train split", stacklevel=3)

@@ -63,11 +63,14 @@ class CutoutFolder:
             self._ids = (read_field(f, self.catalog_path, "Subhalo", "SubhaloID").astype(int)
                          if "SubhaloID" in f["Subhalo"] else np.arange(n))
         self._row = {int(i): k for k, i in enumerate(self._ids)}
-        missing = [i for i in self.ids if not (self.path / f"cutout_{i}.hdf5").exists()]
+        missing = [path for path in map(self.cutout_path, self.ids) if not path.exists()]
         if missing:  # checked before any work, not when the build reaches them
-            listed = ", ".join(f"cutout_{i}.hdf5" for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            listed = ", ".join(p.name for p in missing[:5]) + (" ..." if len(missing) > 5 else "")
             raise InputError(f"{self.path}: {len(missing)} of the {len(self.ids)} galaxies of {CATALOG_NAME} have no "
                              f"cutout file: {listed}")
+
+    def cutout_path(self, galaxy_id: int) -> Path:
+        return self.path / f"cutout_{galaxy_id}.hdf5"
 
     @property
     def ids(self) -> list[int]:
@@ -80,7 +83,7 @@ class CutoutFolder:
     def load(self, galaxy_id: int, parttypes=("gas", "dm", "stars"), require: dict | None = None) -> Galaxy:
         if galaxy_id not in self._row:
             raise InputError(f"{self.catalog_path}: subhalo {galaxy_id} not in the catalogue")
-        path = self.path / f"cutout_{galaxy_id}.hdf5"
+        path = self.cutout_path(galaxy_id)
         parts = read_cutout(path, parttypes, require)
         header = parts.pop("header")
         centre, rhalf = _catalog_rows(self._cat, header.a / header.h, self._row[galaxy_id])

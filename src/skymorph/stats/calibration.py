@@ -43,6 +43,17 @@ def order_statistic_index(k: int, level: float) -> int:
     return int(min(max(round((k + 1) * (1.0 - level) / 2.0), 1), k // 2))
 
 
+def nominal_coverage(k: int, level: float) -> float:
+    """(K+1-2j)/(K+1): the exact coverage, for a calibrated ensemble of K members, of the central
+    order-statistic interval chosen for ``level`` (:func:`order_statistic_index`)."""
+    return (k + 1 - 2 * order_statistic_index(k, level)) / (k + 1)
+
+
+def nominal_spread_skill(k: int) -> float:
+    """sqrt(1 + 1/K): the spread-skill ratio of a calibrated ensemble of K members."""
+    return float(np.sqrt(1.0 + 1.0 / k))
+
+
 def interval_coverage(samples, truth, level: float = 0.68, axis=None) -> tuple[np.ndarray | float, float]:
     """(measured, nominal) coverage of the truth by the central order-statistic interval of K samples.
 
@@ -58,7 +69,7 @@ def interval_coverage(samples, truth, level: float = 0.68, axis=None) -> tuple[n
     srt = np.sort(s, axis=0)
     inside = (t >= srt[j - 1]) & (t <= srt[k - j])
     measured = inside.mean() if axis is None else inside.mean(axis=axis)
-    return (float(measured) if axis is None else measured), (k + 1 - 2 * j) / (k + 1)
+    return (float(measured) if axis is None else measured), nominal_coverage(k, level)
 
 
 def rank_histogram(samples, truth, seed: int = 0) -> np.ndarray:
@@ -102,4 +113,4 @@ def spread_skill(samples, truth, axis=None) -> tuple[np.ndarray | float, float]:
     e, v = (err2.mean(), var.mean()) if axis is None else (err2.mean(axis=axis), var.mean(axis=axis))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(v > 0, np.sqrt(e / np.where(v > 0, v, 1.0)), np.inf)
-    return (float(ratio) if axis is None else ratio), float(np.sqrt(1.0 + 1.0 / s.shape[0]))
+    return (float(ratio) if axis is None else ratio), nominal_spread_skill(s.shape[0])
