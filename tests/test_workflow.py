@@ -161,3 +161,19 @@ def test_one_epoch_budget_rule_for_every_training_command():
     for cmd in (["train"], ["benchmark"], ["lensing", "train-prior"]):
         text = " ".join(runner.invoke(app, [*cmd, "--help"]).output.split())
         assert "default 30; with --max-minutes a cap of 1000" in text.replace("│ ", "").replace(" │", ""), cmd
+
+
+def test_every_option_of_every_command_has_a_help_line():
+    import click
+    import typer.main
+
+    def commands(cmd, path=()):
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                yield from commands(sub, (*path, name))
+        else:
+            yield path, cmd
+
+    missing = [f"{' '.join(path)} {p.opts[0]}" for path, cmd in commands(typer.main.get_command(app))
+               for p in cmd.params if isinstance(p, click.Option) and p.name != "help" and not p.help]
+    assert not missing, missing

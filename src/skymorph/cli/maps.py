@@ -7,7 +7,7 @@ from typing import Literal, Optional
 import typer
 
 from ..errors import SkymorphError
-from .common import Overwrite, app, friendly, maps_app, number_list
+from .common import Overwrite, ProgressBar, app, friendly, maps_app, number_list
 
 
 @app.command()
@@ -17,11 +17,12 @@ def synth(out_dir: Path = typer.Argument(..., help="folder for cutout_<id>.hdf5 
           particles: int = typer.Option(10_000, help="particles per species per galaxy"),
           seed: int = typer.Option(0, help="random seed (same seed, same files)"),
           redshift: float = typer.Option(0.0, help="redshift of the snapshot"),
-          overwrite: bool = typer.Option(False, help="replace existing files")):
+          overwrite: bool = typer.Option(False, help="replace existing files"),
+          progress: ProgressBar = True):
     """Write synthetic galaxies as TNG-format cutouts (code units) plus a catalogue."""
     from ..sim.synth import synthesize
 
-    cat = synthesize(out_dir, galaxies, particles, seed=seed, redshift=redshift, overwrite=overwrite)
+    cat = synthesize(out_dir, galaxies, particles, seed=seed, redshift=redshift, overwrite=overwrite, progress=progress)
     typer.echo(f"wrote {galaxies} galaxies and {cat}")
 
 
@@ -41,7 +42,8 @@ def maps_build(source: Path = typer.Argument(..., help="folder of cutouts with c
                seed: int = typer.Option(0, help="random seed for rotations and splits"),
                workers: int = typer.Option(1, help="worker processes"),
                splits: str = typer.Option("0.8,0.1,0.1", help="train,val,test fractions of the galaxies"),
-               overwrite: Overwrite = False):
+               overwrite: Overwrite = False,
+               progress: ProgressBar = True):
     """Project galaxies into a paired multi-domain map store (resumes an interrupted build)."""
     from ..data.build import build_dataset
     from ..sim.sources import open_source, parse_ids
@@ -53,7 +55,7 @@ def maps_build(source: Path = typer.Argument(..., help="folder of cutouts with c
     src = open_source(source, snapshot, ids)
     fractions = number_list(splits, "--splits", float)
     path = build_dataset(src, out, domains, size, rotations, fov, fov_ref, seed, workers, overwrite, face_edge,
-                         splits=fractions)
+                         splits=fractions, progress=progress)
     typer.echo(f"wrote {path}")
 
 

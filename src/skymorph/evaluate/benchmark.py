@@ -93,7 +93,7 @@ def _point(ev: Evaluation) -> dict:
 
 
 def sweep(run: Path, data: Path, method: str, steps: list[int], samplers: list[str] | None, seed: int,
-          first: Evaluation, views: int | None = None, device: str = "cpu") -> list[dict]:
+          first: Evaluation, views: int | None = None, device: str = "cpu", progress: bool = False) -> list[dict]:
     """Quality versus cost: medians of every metric for each fitting sampler and step count, over
     ``views`` evenly spaced test views (default all). A single-pass method gives one point, ``first``."""
     cls = method_class(method)
@@ -102,7 +102,8 @@ def sweep(run: Path, data: Path, method: str, steps: list[int], samplers: list[s
     points = []
     for sampler in [s for s in cls.samplers if not samplers or s in samplers]:
         for n in steps:
-            ev = evaluate_run(run, data, "test", steps=n, seed=seed, sampler=sampler, views=views, device=device)
+            ev = evaluate_run(run, data, "test", steps=n, seed=seed, sampler=sampler, views=views, device=device,
+                              progress=progress)
             points.append(_point(ev))
             console.print(f"    {method} {sampler} {n} steps: NFE {ev.info['nfe']}, {ev.info['seconds_per_map']:.3g} s/map, "
                           f"pk_err_dex {ev.summary['pk_err_dex']['median']:.3g}, mse_log {ev.summary['mse_log']['median']:.3g}")
@@ -232,7 +233,7 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
                                      retrain, progress)
                 console.print(f"  {what} {run}")
                 runs.append(run)
-            evs[method] = [evaluate_run(r, data, "test", seed=seed, device=device) for r in runs]
+            evs[method] = [evaluate_run(r, data, "test", seed=seed, device=device, progress=progress) for r in runs]
             per_view[method] = _per_view(evs[method], METRIC_NAMES)
             first = evs[method][0]
             res[method] = {"info": {**first.info, "runs": [str(r) for r in runs], "seeds": list(range(seed, seed + seeds)),
@@ -244,9 +245,11 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
             console.print(f"  {method}: test mse_log {med['mse_log']['median']:.3g}, pk_err_dex "
                           f"{med['pk_err_dex']['median']:.3g}, ssim {med['ssim']['median']:.3g}")
             if steps:
-                res[method]["sweep"] = sweep(runs[0], data, method, steps, samplers, seed, first, sweep_views, device)
+                res[method]["sweep"] = sweep(runs[0], data, method, steps, samplers, seed, first, sweep_views, device,
+                                             progress)
             if n_samples > 1 and method_class(method).stochastic:
-                cal = [evaluate_run(r, data, "test", seed=seed, n_samples=n_samples, device=device) for r in runs]
+                cal = [evaluate_run(r, data, "test", seed=seed, n_samples=n_samples, device=device, progress=progress)
+                       for r in runs]
                 res[method]["calibration"] = _calibration(cal, seed)
                 spreads[method] = (*spread_error_curve(cal[0].samples, cal[0].truth, cal[0].info["eps"])[:2], n_samples)
                 ranks[method] = res[method]["calibration"]["rank"]
