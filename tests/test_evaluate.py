@@ -157,7 +157,7 @@ def test_cli_bad_input(args, message, store_path, tmp_path):
 
 
 def test_cli_resume_continues_and_refuses_another_pair(store_path, tmp_path):
-    from skymorph.methods.training import epochs_done
+    from skymorph.training.run import epochs_done
 
     run = str(tmp_path / "run")
     base = ["train", "--method", "unet", "--data", str(store_path), "--source", "gas", "--target", "hi",

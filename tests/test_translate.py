@@ -15,7 +15,8 @@ from skymorph.errors import ConfigError, InputError, SkymorphError
 from skymorph.methods import make_method
 from skymorph.methods.apply import translate_fits, translate_maps, translate_store
 from skymorph.methods.config import TrainConfig
-from skymorph.methods.training import epochs_done, load_run, train
+from skymorph.methods.training import load_run, train
+from skymorph.training.run import epochs_done
 from skymorph.models import PatchGAN, UNet
 
 SMALL = {"base_channels": 8, "d_base": 8, "batch_size": 4, "seed": 5}
@@ -228,7 +229,7 @@ def test_ema_is_on_by_default_for_the_diffusion_family_only(store_path):
 
 def test_ema_warms_up_then_keeps_its_decay():
     """The first update copies the weights; update n (n >= 1) averages with decay min(d, (1 + n) / (10 + n))."""
-    from skymorph.methods.training import warm_ema
+    from skymorph.training.run import warm_ema
 
     net = torch.nn.Linear(1, 1, bias=False)
     ema = warm_ema(net, 0.9)

@@ -94,6 +94,7 @@ def test_an_interrupted_training_keeps_its_time_says_how_to_resume_and_resumes(s
     import signal
 
     from skymorph.methods import training as T
+    from skymorph.training import run as R
 
     orig, calls = T.TranslationModule.training_step, {"n": 0}
 
@@ -119,10 +120,10 @@ def test_an_interrupted_training_keeps_its_time_says_how_to_resume_and_resumes(s
         assert res.exit_code == 0 and "4 epochs" in res.output and "reached --max-epochs" in res.output
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores SIGINT after an interrupt
-    rec = T.training_record(run)
+    rec = R.training_record(run)
     assert [s["stop"] for s in rec["sessions"]] == ["interrupted", "interrupted", "epochs"] and rec["finished"]
     assert rec["seconds"] == sum(s["seconds"] for s in rec["sessions"]) and all(s["seconds"] > 0 for s in rec["sessions"])
-    assert T.train_seconds(run) == rec["seconds"] and T.epochs_done(run) == 4
+    assert R.train_seconds(run) == rec["seconds"] and R.epochs_done(run) == 4
 
 
 def test_a_missing_cutout_is_named_before_the_build_starts(synth_dir, tmp_path):
@@ -154,7 +155,8 @@ def test_synth_names_the_overwrite_flag(tmp_path):
 
 def test_one_epoch_budget_rule_for_every_training_command():
     from skymorph.cosmo.prior import PriorConfig
-    from skymorph.methods.config import TrainConfig, epoch_budget
+    from skymorph.methods.config import TrainConfig
+    from skymorph.training.config import epoch_budget
 
     assert (epoch_budget(None, None), epoch_budget(None, 2.5), epoch_budget(7, 2.5)) == (30, 1000, 7)
     assert TrainConfig.model_fields["max_epochs"].default is PriorConfig.model_fields["max_epochs"].default is None

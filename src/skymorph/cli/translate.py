@@ -41,7 +41,8 @@ def train_cmd(out: Path = typer.Option(..., help="run folder (checkpoints, logs,
               progress: ProgressBar = True):
     """Train a translation method through PyTorch Lightning (checkpoint every epoch, --resume)."""
     from ..methods.config import TrainConfig
-    from ..methods.training import CONFIG_NAME, summary_line, train, training_record
+    from ..methods.training import CONFIG_NAME, train
+    from ..training.run import summary_line, training_record
 
     given = {"method": method, "data": data, "source": source, "target": target, "max_epochs": max_epochs,
              "max_minutes": max_minutes, "batch_size": batch_size, "lr": lr, "seed": seed,

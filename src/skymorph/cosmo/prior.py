@@ -32,9 +32,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from skymorph.cosmo.massmap import LensingData, _fourier, choose_smoothing, mode_power, read_lensing_file, ring_spectrum
 from skymorph.devices import resolve_device
 from skymorph.errors import ConfigError, InputError, SkymorphError
-from skymorph.methods.config import RunConfig, epoch_budget
-from skymorph.methods.training import (checkpoint_state, cosine_lr_scale, ema_weights, fit_run, prepare_run_folder,
-                                       warm_ema)
+from skymorph.training.config import RunConfig, epoch_budget
+from skymorph.training.run import checkpoint_state, cosine_lr_scale, ema_weights, fit_run, prepare_run_folder, warm_ema
 from skymorph.models import UNet
 
 __all__ = ["PriorConfig", "ScoreNet", "train_prior", "load_prior", "check_geometry"]
@@ -215,7 +214,7 @@ def train_prior(data, out, max_epochs: int | None = None, max_minutes: float | N
     loader = DataLoader(TensorDataset(kappa[train]), cfg.batch_size, shuffle=True, drop_last=train.stop > cfg.batch_size)
     val_loader = DataLoader(TensorDataset(kappa[val]), cfg.batch_size)
     fit_run(out, PriorModule(cfg), loader, val_loader, resume, epoch_budget(cfg.max_epochs, cfg.max_minutes),
-            cfg.max_minutes, progress,
+            cfg.max_minutes, progress, f"skymorph lensing train-prior --out {out} --resume",
             cfg.deterministic, accelerator=dev.type, devices=[dev.index or 0] if dev.type == "cuda" else 1,
             gradient_clip_val=cfg.grad_clip)
     return out

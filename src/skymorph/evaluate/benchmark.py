@@ -24,8 +24,10 @@ from ..data.store import MapStore
 from ..errors import ConfigError, OutputExistsError
 from ..methods import method_class
 from ..methods.base import check_request
-from ..methods.config import TrainConfig, epoch_budget
-from ..methods.training import fill_from_data, train, training_record
+from ..methods.config import TrainConfig
+from ..methods.training import fill_from_data, train
+from ..training.config import epoch_budget
+from ..training.run import training_record
 from ..provenance import provenance
 from . import plots
 from .metrics import CALIBRATION_NAMES, HIGHER_IS_BETTER, METRIC_NAMES, spread_error_curve, summarise

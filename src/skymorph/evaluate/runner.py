@@ -12,7 +12,8 @@ from ..data.store import MapStore
 from ..errors import OutputExistsError
 from ..methods.apply import method_metrics, store_sources, translate_maps
 from ..methods.config import TrainConfig
-from ..methods.training import count_parameters, load_run, train_seconds
+from ..methods.training import count_parameters, load_run
+from ..training.run import train_seconds
 from ..provenance import provenance
 from . import plots
 from .metrics import calibration, calibration_nominal, map_metrics, rank_counts, spread_error_curve, summarise
