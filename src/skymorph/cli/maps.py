@@ -62,7 +62,8 @@ def maps_build(source: Path = typer.Argument(..., help="folder of cutouts with c
 @maps_app.command("info")
 @friendly
 def maps_info(store: Path = typer.Argument(..., help="map store (.h5)")):
-    """Counts, domains, units, splits and value ranges of a map store."""
+    """Counts, domains, units, splits and value ranges of a map store, and its truth columns
+    (catalogue truth per view, /meta/truth_<name>) with units and ranges."""
     from ..data.show import store_info
     from ..data.store import MapStore
 

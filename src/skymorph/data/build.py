@@ -3,6 +3,7 @@
 Each galaxy is rendered by a worker into its own part file ``<out>.parts/galaxy_<id>.h5``
 (written atomically, so a galaxy is either done or not); a rerun after a kill renders only the
 missing galaxies; when all are done the parts are assembled, in source order, into the store.
+Each view carries its galaxy's catalogue truth as ``/meta/truth_<name>`` (:mod:`skymorph.sim.truth`).
 Projection runs single-threaded inside each worker, so the result does not depend on ``workers``.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..maps.domains import REF_TYPES, get_domains
 from ..maps.views import render_views, view_rotations
 from ..sim.derived import HI_MODEL
 from ..atomic import atomic_path
-from .store import FLAG_BOX_EDGE, FLAG_EOS_GAS, check_output, write_store
+from .store import FLAG_BOX_EDGE, FLAG_EOS_GAS, TRUTH_PREFIX, check_output, write_store
 
 ALL_DOMAINS = "dm,star,gas,hi,hi21,temp,bfield"
 
@@ -33,7 +34,10 @@ def _part_path(parts: Path, gid: int) -> Path:
 
 
 def render_galaxy(source, gid: int, settings: dict, parts: Path) -> int:
-    """Render all views of galaxy ``gid`` into its part file (atomic). Returns the id."""
+    """Render all views of galaxy ``gid`` into its part file (atomic). Returns the id.
+
+    Its /meta holds, besides the view columns, ``truth_<name>`` float64 (the galaxy's catalogue truth
+    repeated over its views, attribute ``unit``) for each truth the catalogue has for this galaxy."""
     domains = get_domains(settings["domains"])
     ptypes = sorted({d.ptype for d in domains} | {REF_TYPES[settings["fov_ref"]]} |
                     ({"stars"} if settings["face_edge"] else set()))
@@ -58,19 +62,31 @@ def render_galaxy(source, gid: int, settings: dict, parts: Path) -> int:
                     "sf_gas_fraction": vs.sf_fraction, "flags": flags.astype(np.int32)}
             for k, v in cols.items():
                 f.create_dataset(f"meta/{k}", data=v)
+            for name, (value, unit) in sorted(galaxy.truth.items()):
+                f.create_dataset(f"meta/{TRUTH_PREFIX}{name}", data=np.full(nv, value, dtype=np.float64)
+                                 ).attrs["unit"] = unit
     return gid
 
 
-def _assemble(parts: Path, ids: list[int], domains) -> tuple[dict, dict]:
+def _assemble(parts: Path, ids: list[int], domains) -> tuple[dict, dict, dict]:
+    """Maps, meta columns and meta units (the truth columns' ``unit``) of all parts, in ``ids`` order.
+
+    A truth column is kept only when every galaxy has it: one galaxy without it (its catalogue
+    lacks the field, or the log of a zero mass) drops the column from the store, never padded."""
     maps = {d.name: [] for d in domains}
     meta: dict[str, list] = {}
+    meta_units: dict[str, str] = {}
     for gid in ids:
         with h5py.File(_part_path(parts, gid), "r") as f:
             for d in domains:
                 maps[d.name].append(f["maps"][d.name][()])
             for k in f["meta"]:
                 meta.setdefault(k, []).append(f["meta"][k][()])
-    return ({k: np.concatenate(v) for k, v in maps.items()}, {k: np.concatenate(v) for k, v in meta.items()})
+                if "unit" in f["meta"][k].attrs:
+                    meta_units[k] = str(f["meta"][k].attrs["unit"])
+    meta = {k: v for k, v in meta.items() if not k.startswith(TRUTH_PREFIX) or len(v) == len(ids)}
+    return ({k: np.concatenate(v) for k, v in maps.items()}, {k: np.concatenate(v) for k, v in meta.items()},
+            {k: u for k, u in meta_units.items() if k in meta})
 
 
 def check_splits(splits) -> tuple[float, float, float]:
@@ -116,9 +132,9 @@ def build_dataset(source, out: str | Path, domains: str = ALL_DOMAINS, size: int
     except SkymorphError:
         shutil.rmtree(parts)  # bad input: resuming cannot help, leave nothing behind
         raise
-    maps, meta = _assemble(parts, ids, doms)
+    maps, meta, meta_units = _assemble(parts, ids, doms)
     write_store(out, maps, meta, doms, {"settings": settings, "source": source.description,
-                                        "hi_model": HI_MODEL}, seed, splits)
+                                        "hi_model": HI_MODEL}, seed, splits, meta_units)
     shutil.rmtree(parts)
     return out
 

@@ -10,7 +10,8 @@ from .store import SPLITS, MapStore, check_output
 
 
 def store_info(store: MapStore) -> str:
-    """Counts, domains with units and value ranges, splits, settings, as text."""
+    """Counts, domains with units and value ranges, splits, settings, truth columns with units and
+    ranges (over galaxies), as text."""
     s = store.settings
     lines = [f"{store.path}: {store.n} views of {store.attrs['n_galaxies']} galaxies, {store.npix}x{store.npix} px",
              f"source: {s['source']}",
@@ -24,6 +25,17 @@ def store_info(store: MapStore) -> str:
         pos = x[x > 0]
         lo, med, hi = (pos.min(), np.median(pos), pos.max()) if pos.size else (0, 0, 0)
         lines.append(f"{d:8s} {store.unit(d):11s} {lo:10.3g} {med:10.3g} {hi:10.3g} {np.mean(x <= 0):8.1%}")
+    names = store.truth_names()
+    if names:
+        width = max(len("truth"), *map(len, names))
+        lines.append(f"{'truth':{width}s} {'unit':11s} {'min':>10s} {'median':>10s} {'max':>10s}  (per galaxy)")
+        first = np.unique(store.meta("galaxy_id"), return_index=True)[1]  # one view per galaxy
+        for name in names:
+            v = store.truth(name)[np.sort(first)]
+            lines.append(f"{name:{width}s} {store.truth_unit(name) or '-':11s} {v.min():10.4g} {np.median(v):10.4g} "
+                         f"{v.max():10.4g}")
+    else:
+        lines.append("truth: none (the catalogue has no truth fields)")
     return "\n".join(lines)
 
 

@@ -1,8 +1,15 @@
 """The HDF5 map store (DESIGN.md section 6): reading, and the atomic writer of a finished build.
 
 Layout: /maps/<domain> float32 (N, H, W), one map per chunk, compressed, attrs unit / description /
-normalisation; /meta/<column> one row per view; /splits/{train,val,test} view indices (split by
-galaxy); root attrs: skymorph version, settings, source, seed, units.
+normalisation; /meta/<column> one row per view (galaxy_id, view, snapshot, redshift, rotation,
+half_width_kpc, pixel_kpc, centre_kpc, n_particles, sf_gas_fraction, flags); /meta/truth_<name>
+float64 (N,), attr ``unit``: the galaxy's hidden truth from its catalogue, the same value on every
+view of a galaxy (names, units and sources in :data:`skymorph.sim.truth.TRUTH_TABLE`: e.g. log_m200
+[log10(Msun)], concentration, spin, bulge_fraction, log_mstar, log_mhi, r200_kpc from a synthetic
+catalogue's /Truth; log_mstar, log_mgas, log_m200 from a TNG catalogue's fields); a truth the
+catalogue lacks for any galaxy of the build has no column (never NaN or zero);
+/splits/{train,val,test} view indices (split by galaxy); root attrs: skymorph version, settings,
+source, seed, units.
 """
 from __future__ import annotations
 
@@ -20,6 +27,8 @@ from ..errors import InputError, OutputExistsError
 from .normalise import LogStandardise
 
 SPLITS = ("train", "val", "test")
+#: prefix of the per-view truth columns in /meta
+TRUTH_PREFIX = "truth_"
 #: bits of /meta/flags
 FLAG_EOS_GAS = 1  # the view holds star-forming gas: its temperature follows the effective EOS
 FLAG_BOX_EDGE = 2  # the galaxy straddles the periodic box edge (unwrapped)
@@ -47,9 +56,11 @@ def split_by_galaxy(galaxy_ids: np.ndarray, seed: int, fractions=(0.8, 0.1, 0.1)
 
 
 def write_store(path: Path, maps: dict[str, np.ndarray], meta: dict[str, np.ndarray], domains, attrs: dict,
-                seed: int, fractions=(0.8, 0.1, 0.1)) -> None:
+                seed: int, fractions=(0.8, 0.1, 0.1), meta_units: dict[str, str] | None = None) -> None:
     """Write a complete store atomically: splits by galaxy (train, val, test ``fractions``),
-    normalisation from the train split."""
+    normalisation from the train split; ``meta_units`` gives meta columns a ``unit`` attribute
+    (every ``truth_<name>`` column must have one)."""
+    meta_units = meta_units or {}
     splits = split_by_galaxy(meta["galaxy_id"], seed, fractions)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -61,7 +72,9 @@ def write_store(path: Path, maps: dict[str, np.ndarray], meta: dict[str, np.ndar
                 ds.attrs.update({"unit": d.unit, "description": d.description,
                                  **LogStandardise.fit(train if len(train) else arr).as_attrs()})
             for k, v in meta.items():
-                f.create_dataset(f"meta/{k}", data=v)
+                ds = f.create_dataset(f"meta/{k}", data=v)
+                if k in meta_units:
+                    ds.attrs["unit"] = meta_units[k]
             for k, v in splits.items():
                 f.create_dataset(f"splits/{k}", data=v)
             f.attrs.update({"skymorph_version": __version__, "seed": seed, "n_views": len(meta["galaxy_id"]),
@@ -127,6 +140,26 @@ class MapStore:
         if column not in self._f["meta"]:
             raise InputError(f"{self.path}: meta column {column!r} missing")
         return self._f["meta"][column][index]
+
+    def truth_names(self) -> list[str]:
+        """The truth columns the store holds, without the ``truth_`` prefix, sorted."""
+        return sorted(k[len(TRUTH_PREFIX):] for k in self._f["meta"] if k.startswith(TRUTH_PREFIX))
+
+    def _truth(self, name: str) -> h5py.Dataset:
+        key = f"{TRUTH_PREFIX}{name}"
+        if key not in self._f["meta"]:
+            have = ", ".join(self.truth_names()) or "none"
+            raise InputError(f"{self.path}: truth {name!r} missing (field /meta/{key} not in the store; "
+                             f"its truths: {have})")
+        return self._f["meta"][key]
+
+    def truth(self, name: str, index=slice(None)) -> np.ndarray:
+        """Truth ``name`` (e.g. 'log_m200') per view, float64, by index, slice or sorted index array."""
+        return self._truth(name)[index]
+
+    def truth_unit(self, name: str) -> str:
+        """The unit of truth ``name`` ('' when dimensionless)."""
+        return str(self._truth(name).attrs.get("unit", ""))
 
     def split(self, name: str) -> np.ndarray:
         if name not in self._f["splits"]:

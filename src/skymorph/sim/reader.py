@@ -279,6 +279,16 @@ def read_catalogue(base_path, snap: int, group: str, fields=None) -> dict:
     return {"count": len(out[names[0]]), **out}
 
 
+def catalogue_field_names(base_path, snap: int, group: str) -> set[str]:
+    """Field names of the catalogue's ``group`` ('Group', 'Subhalo', ...) in the first chunk holding
+    objects of it (the catalogue's field list); empty when no chunk does."""
+    for p in groupcat_files(base_path, snap):
+        with open_hdf5(p) as f:
+            if _nonempty(f, group):
+                return set(f[group].keys())
+    return set()
+
+
 def loadSubhalos(basePath, snapNum: int, fields=None):  # noqa: N802,N803
     """Subhalo fields of the group catalogue (code units); one field -> the bare array."""
     return _squeezed(read_catalogue(basePath, snapNum, "Subhalo", _as_list(fields)))

@@ -1,19 +1,23 @@
 """Where galaxies come from: a folder of cutouts with a catalogue, or a TNG simulation folder.
 
 A source lists galaxy ids and loads one :class:`Galaxy` (particles centred on the subhalo,
-unwrapped periodically, physical units). Sources hold only paths, so they pickle to workers.
+unwrapped periodically, physical units, with the catalogue's truth parameters of
+:mod:`skymorph.sim.truth`). Sources hold paths and small per-galaxy catalogue rows, so they pickle
+to workers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from . import units
 from .particles import Header, ParticleSet, part_type_number
-from .reader import (chunk_with_type, fields_to_read, mass_table, object_range, open_hdf5, read_catalogue, read_cutout,
-                     read_field, read_header, read_particles, snapshot_files, to_particles)
+from .reader import (catalogue_field_names, chunk_with_type, fields_to_read, mass_table, object_range, open_hdf5,
+                     read_catalogue, read_cutout, read_field, read_header, read_particles, snapshot_files, to_particles)
+from .truth import catalogue_truth, galaxy_truth, wanted_fields
 
 CATALOG_NAME = "catalog.hdf5"
 
@@ -29,6 +33,8 @@ class Galaxy:
     half_mass_radius: dict[str, float]  # kpc, from the catalogue (SubhaloHalfmassRadType)
     source: str  # the file(s) it came from, for messages
     snapshot: int = -1
+    #: catalogue truth {name: (value, unit)} (:mod:`skymorph.sim.truth`); a truth it lacks is absent
+    truth: dict[str, tuple[float, str]] = field(default_factory=dict)
 
     @property
     def straddles_edge(self) -> bool:
@@ -62,6 +68,8 @@ class CutoutFolder:
             n = len(self._cat["SubhaloPos"])
             self._ids = (read_field(f, self.catalog_path, "Subhalo", "SubhaloID").astype(int)
                          if "SubhaloID" in f["Subhalo"] else np.arange(n))
+            self._truth = catalogue_truth(_cutout_truth_fields(f, self.catalog_path, n),
+                                          units.CodeUnits(self.header.a, self.header.h))
         self._row = {int(i): k for k, i in enumerate(self._ids)}
         missing = [path for path in map(self.cutout_path, self.ids) if not path.exists()]
         if missing:  # checked before any work, not when the build reaches them
@@ -88,7 +96,8 @@ class CutoutFolder:
         header = parts.pop("header")
         centre, rhalf = _catalog_rows(self._cat, header.a / header.h, self._row[galaxy_id])
         centred = {k: v.centred(centre, header.box_kpc) for k, v in parts.items()}
-        return Galaxy(galaxy_id, header, centre, centred, _half_mass(rhalf), str(path))
+        return Galaxy(galaxy_id, header, centre, centred, _half_mass(rhalf), str(path),
+                      truth=galaxy_truth(self._truth, self._row[galaxy_id]))
 
 
 class TNGSimulation:
@@ -108,6 +117,8 @@ class TNGSimulation:
             raise InputError(f"{self.path}: subhalo {int(missing[0])} does not exist in snapshot "
                              f"{self.snapshot:03d} (it has {n} subhaloes)")
         self._ids = ids
+        self._truth = _tng_truth(self.path, self.snapshot, ids, n, units.CodeUnits(self.header.a, self.header.h))
+        self._truth_row = {int(i): k for k, i in enumerate(ids)}
 
     @property
     def ids(self) -> list[int]:
@@ -138,7 +149,51 @@ class TNGSimulation:
             parts[ptype] = to_particles(raw, ptype, header, table, f"{self.path} subhalo {galaxy_id}")
         centre, rhalf = _catalog_rows(self._cat, header.a / header.h, galaxy_id)
         centred = {k: v.centred(centre, header.box_kpc) for k, v in parts.items()}
-        return Galaxy(galaxy_id, header, centre, centred, _half_mass(rhalf), str(self.path), self.snapshot)
+        truth = galaxy_truth(self._truth, self._truth_row[galaxy_id]) if galaxy_id in self._truth_row else {}
+        return Galaxy(galaxy_id, header, centre, centred, _half_mass(rhalf), str(self.path), self.snapshot, truth)
+
+
+def _cutout_truth_fields(f, path: Path, n: int) -> dict[tuple[str, str], np.ndarray]:
+    """The fields of :func:`skymorph.sim.truth.wanted_fields` that a cutout catalogue has (all rows);
+    /Truth and Subhalo fields must have one row per subhalo (``n``)."""
+    out = {(group, name): read_field(f, path, group, name) for group, names in wanted_fields().items()
+           if group in f for name in sorted(names) if name in f[group]}
+    for (group, name), arr in out.items():
+        if group != "Group" and len(arr) != n:
+            raise InputError(f"{path}: field {group}/{name} has {len(arr)} rows for {n} subhaloes")
+    grnr = out.get(("Subhalo", "SubhaloGrNr"))
+    for (group, name), arr in out.items():
+        if group == "Group" and grnr is not None and len(grnr) and not 0 <= grnr.min() <= grnr.max() < len(arr):
+            raise InputError(f"{path}: field Subhalo/SubhaloGrNr points outside the {len(arr)} rows of Group/{name}")
+    return out
+
+
+def _tng_truth(base: Path, snap: int, ids: np.ndarray, n: int, cu: units.CodeUnits) -> dict:
+    """Truth arrays of the subhaloes ``ids`` (in that order) from a chunked group catalogue of ``n``
+    subhaloes: only the selected rows are kept (a full TNG catalogue has millions of subhaloes)."""
+    fields = {}
+    where = f"{base}/groups_{snap:03d}"
+    for group, names in wanted_fields().items():
+        have = sorted(names & catalogue_field_names(base, snap, group))
+        if have:
+            cat = read_catalogue(base, snap, group, have)
+            for name in have:
+                if group != "Group" and len(cat[name]) != n:
+                    raise InputError(f"{where}: field {group}/{name} has {len(cat[name])} rows for {n} subhaloes")
+                fields[(group, name)] = cat[name]
+    if ("Subhalo", "SubhaloGrNr") in fields:  # rows of the selected subhaloes, and of their groups only
+        grnr = fields[("Subhalo", "SubhaloGrNr")][ids].astype(np.int64)
+        for (group, name), arr in fields.items():
+            if group == "Group" and len(grnr) and not 0 <= grnr.min() <= grnr.max() < len(arr):
+                raise InputError(f"{where}: field Subhalo/SubhaloGrNr points outside the {len(arr)} rows of "
+                                 f"Group/{name}")
+        used, inverse = np.unique(grnr, return_inverse=True)
+        for key in [k for k in fields if k[0] == "Group"]:
+            fields[key] = fields[key][used]
+        fields[("Subhalo", "SubhaloGrNr")] = inverse.reshape(grnr.shape)
+    for key in [k for k in fields if k[0] != "Group" and k != ("Subhalo", "SubhaloGrNr")]:
+        fields[key] = fields[key][ids]
+    return catalogue_truth(fields, cu)
 
 
 def parse_ids(spec: str | None):
