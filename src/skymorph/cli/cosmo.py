@@ -50,27 +50,33 @@ def cosmo_power(sim: Path = typer.Argument(..., help="simulation file from 'skym
 
 @lensing_app.command("maps")
 @friendly
-def lensing_maps(out: Path = typer.Option(..., help="output map file (.h5)"),
+def lensing_maps(out: Path = typer.Option(..., help="output map file (.h5); chunks go to OUT.parts/ until done"),
+                 simulator: Literal["pm", "lognormal"] = typer.Option(
+                     "pm", help="pm: Born convergence of PM runs (accurate); lognormal: shifted-lognormal fields "
+                                "with the Limber C_ell (fast)"),
                  omega_m: str = typer.Option("0.3089", help="Omega_m, or a range lo:hi drawn per map"),
                  sigma8: str = typer.Option("0.8159", help="sigma_8, or a range lo:hi drawn per map"),
-                 n_maps: int = typer.Option(1, help="number of maps (one PM run each)"),
+                 n_maps: int = typer.Option(1, help="number of maps (pm: one PM run each)"),
                  field_deg: float = typer.Option(5.0, help="field side in degrees"),
                  npix: int = typer.Option(128, help="pixels per side"),
                  z_source: float = typer.Option(1.0, help="source redshift"),
-                 seed: int = typer.Option(0, help="random seed"),
-                 box: float = typer.Option(256.0, help="PM box side in Mpc/h"),
-                 mesh: int = typer.Option(64, help="PM mesh (and particles) per side"),
-                 pm_steps: int = typer.Option(10, help="PM kick-drift-kick steps per map"),
+                 seed: int = typer.Option(0, help="master seed: every map's parameters and seed are drawn from it"),
+                 box: float = typer.Option(256.0, help="pm: box side in Mpc/h"),
+                 mesh: int = typer.Option(64, help="pm: mesh (and particles) per side"),
+                 pm_steps: int = typer.Option(10, help="pm: kick-drift-kick steps per map"),
                  n_gal: float = typer.Option(30.0, help="galaxies per arcmin^2 (shape noise)"),
                  sigma_e: float = typer.Option(0.26, help="ellipticity dispersion per component"),
                  mask: Optional[Path] = typer.Option(None, help="mask (.npy or .fits, npix x npix, 1 = observed)"),
+                 workers: int = typer.Option(1, help="processes making maps (the output does not depend on it)"),
                  overwrite: Overwrite = False,
                  progress: ProgressBar = True):
-    """Born convergence maps from PM density planes, with KS shear, shape noise and an optional mask."""
+    """Convergence maps (PM Born or shifted lognormal) with KS shear, shape noise and an optional mask;
+    resumable: rerun a killed command to finish it."""
     from ..cosmo.products import make_kappa_maps
 
     path = make_kappa_maps(out, omega_m, sigma8, n_maps, field_deg, npix, z_source, seed, box, mesh, pm_steps,
-                           n_gal, sigma_e, mask, overwrite=overwrite, progress=progress)
+                           n_gal, sigma_e, mask, overwrite=overwrite, progress=progress, simulator=simulator,
+                           workers=workers)
     typer.echo(f"wrote {path}")
 
 
