@@ -165,7 +165,7 @@ def write_markdown(results: dict, path: Path) -> Path:
     return write_text(path, "\n".join(out))
 
 
-def _img(path: Path) -> str:
+def img_tag(path: Path) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode()
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(Path(path).stem)}">'
 
@@ -180,7 +180,7 @@ td:first-child,th:first-child{text-align:left;font-weight:600}img{max-width:100%
 .prov code{white-space:pre-wrap;word-break:break-all}"""
 
 
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
+def html_table(header: list[str], rows: list[list[str]]) -> str:
     def cells(r, tag):
         return "".join(f"<{tag}>{'<b>' + html.escape(c[2:-2]) + '</b>' if c.startswith('**') else html.escape(c)}</{tag}>"
                        for c in r)
@@ -200,16 +200,16 @@ def write_html(results: dict, figures: dict[str, list[Path]], path: Path) -> Pat
             kind = {"better": " better", "worse": " worse"}.get(v["verdict"], "")
             body.append(f'<div class="verdict{kind}">{html.escape(line)}</div>')
         for title, names in GROUPS:
-            body.append(f"<h3>{html.escape(title)}</h3>" + _html_table(*metric_table(methods, names)))
-        body.append("<h3>cost</h3>" + _html_table(*cost_table(methods)))
+            body.append(f"<h3>{html.escape(title)}</h3>" + html_table(*metric_table(methods, names)))
+        body.append("<h3>cost</h3>" + html_table(*cost_table(methods)))
         if any(len(r.get("sweep", [])) > 1 for r in methods.values()):
             body.append("<h3>quality versus cost</h3>")
             body += [f'<div class="verdict">{html.escape(v)}</div>' for v in cost_answers(name, methods)]
-            body.append(_html_table(*sweep_table(methods)))
+            body.append(html_table(*sweep_table(methods)))
         header, rows = calibration_table(methods)
         if rows:
-            body.append(f"<h3>uncertainty</h3><p>{html.escape(CALIBRATION_NOTE)}</p>" + _html_table(header, rows))
-        body += [_img(f) for f in figures.get(name, [])]
+            body.append(f"<h3>uncertainty</h3><p>{html.escape(CALIBRATION_NOTE)}</p>" + html_table(header, rows))
+        body += [img_tag(f) for f in figures.get(name, [])]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>skymorph benchmark</title>"
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")
     return write_text(path, page)

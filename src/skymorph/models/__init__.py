@@ -1,5 +1,6 @@
-"""Plain ``nn.Module`` networks: U-Net generator, PatchGAN discriminator."""
+"""Plain ``nn.Module`` networks: U-Net generator, PatchGAN discriminator, CNN compressor."""
+from .compressor import Compressor
 from .patchgan import PatchGAN
 from .unet import UNet
 
-__all__ = ["UNet", "PatchGAN"]
+__all__ = ["UNet", "PatchGAN", "Compressor"]

@@ -1,0 +1,228 @@
+"""Posterior estimators on summaries: neural posterior estimation through ``sbi``, and the classical
+Gaussian-likelihood analysis sampled with ``emcee``.
+
+Both store themselves as data: the NPE flows as safetensors weights plus the few numbers that rebuild
+them (sbi's pickled posteriors break across versions, DESIGN.md section 13); the Gaussian analysis as
+its emulator coefficients and covariance in an ``.npz``.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import ConfigError, InputError
+
+__all__ = ["NPE", "GaussianLikelihood", "make_estimator", "load_estimator", "box_prior"]
+
+#: seconds sbi may spend rejecting posterior samples outside the prior box before it gives up
+SAMPLING_BUDGET_S = 120.0
+
+
+def box_prior(box: dict[str, tuple[float, float]]):
+    from sbi.utils import BoxUniform
+
+    lo, hi = zip(*box.values())
+    return BoxUniform(torch.tensor(lo, dtype=torch.float32), torch.tensor(hi, dtype=torch.float32))
+
+
+class NPE:
+    """An ensemble of ``ensemble`` normalising flows q(theta | s) (``density``: maf or nsf) trained by
+    ``sbi.inference.NPE`` on (theta, s) pairs; members differ in their initial weights and
+    training/validation split, and the posterior is their equal-weight mixture."""
+
+    kind = "npe"
+
+    def __init__(self, box: dict[str, tuple[float, float]], density: str = "maf", ensemble: int = 1,
+                 hidden: int = 50, transforms: int = 5):
+        if density not in ("maf", "nsf"):
+            raise ConfigError(f"--density {density!r}: expected maf or nsf")
+        if ensemble < 1:
+            raise ConfigError(f"--ensemble {ensemble}: need at least one estimator")
+        self.box, self.density, self.ensemble = dict(box), density, ensemble
+        self.hidden, self.transforms = hidden, transforms
+        self.nets: list[torch.nn.Module] = []
+        self.x_dim = 0
+        self.epochs: list[int] = []
+
+    def _builder(self):
+        from sbi.neural_nets import posterior_nn
+
+        return posterior_nn(self.density, hidden_features=self.hidden, num_transforms=self.transforms)
+
+    def fit(self, theta: np.ndarray, x: np.ndarray, seed: int, max_epochs: int = 500, log_dir: Path | None = None,
+            batch_size: int = 200) -> "NPE":
+        """Train the flows; sbi's TensorBoard logs go to ``log_dir``/npe_<member> (a temporary folder if None)."""
+        import tempfile
+
+        from sbi.inference import NPE as SbiNPE
+        from sbi.utils.tracking import TensorBoardTracker
+        from torch.utils.tensorboard import SummaryWriter
+
+        theta_t = torch.as_tensor(theta, dtype=torch.float32)
+        x_t = torch.as_tensor(x, dtype=torch.float32)
+        if (x_t.std(0) == 0).any():  # sbi's z-scoring divides by it (NaN), DESIGN.md section 13
+            raise InputError(f"summary feature {int(torch.nonzero(x_t.std(0) == 0)[0])} is constant over the "
+                             f"training maps; nothing to learn from it")
+        self.x_dim = x_t.shape[1]
+        self.nets, self.epochs = [], []
+        for member in range(self.ensemble):
+            torch.manual_seed(seed * 1000 + member)
+            logs = Path(log_dir or tempfile.mkdtemp(prefix="skymorph-npe-")) / f"npe_{member}"
+            inference = SbiNPE(prior=box_prior(self.box), density_estimator=self._builder(), show_progress_bars=False,
+                               tracker=TensorBoardTracker(SummaryWriter(log_dir=str(logs))))
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # sbi prints its epochs
+                warnings.filterwarnings("ignore", category=UserWarning)
+                net = inference.append_simulations(theta_t, x_t).train(
+                    training_batch_size=batch_size, max_num_epochs=max_epochs, show_train_summary=False)
+            self.nets.append(net.eval())
+            self.epochs.append(int(inference._summary["epochs_trained"][-1]))
+        return self
+
+    def _posterior(self):
+        from sbi.inference.posteriors import DirectPosterior
+        from sbi.inference.posteriors.ensemble_posterior import EnsemblePosterior
+
+        prior = box_prior(self.box)
+        posts = [DirectPosterior(net, prior) for net in self.nets]
+        return posts[0] if len(posts) == 1 else EnsemblePosterior(posts)
+
+    def sample(self, x: np.ndarray, n: int, seed: int) -> np.ndarray:
+        """``n`` posterior samples (n, P) for one summary vector ``x`` (D,), inside the prior box."""
+        torch.manual_seed(seed)
+        xo = torch.as_tensor(np.asarray(x, np.float32)[None])
+        post = self._posterior()
+        try:
+            s = post.sample((n,), x=xo, show_progress_bars=False, max_sampling_time=SAMPLING_BUDGET_S)
+        except TypeError:  # EnsemblePosterior has no sampling-time budget
+            s = post.sample((n,), x=xo, show_progress_bars=False)
+        except RuntimeError as exc:
+            raise InputError(f"posterior sampling gave up after {SAMPLING_BUDGET_S:g} s: almost all of the "
+                             f"estimator's mass lies outside the prior box for this observation ({exc})") from None
+        return s.numpy().astype(np.float64)
+
+    def save(self, folder: Path) -> None:
+        tensors = {f"{i}.{k}": v.contiguous() for i, net in enumerate(self.nets) for k, v in net.state_dict().items()}
+        save_file(tensors, str(folder / "estimator.safetensors"))
+        meta = {"kind": self.kind, "density": self.density, "ensemble": self.ensemble, "hidden": self.hidden,
+                "transforms": self.transforms, "x_dim": self.x_dim, "box": self.box, "epochs": self.epochs}
+        (folder / "estimator.json").write_text(json.dumps(meta, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path, meta: dict) -> "NPE":
+        est = cls(meta["box"], meta["density"], meta["ensemble"], meta["hidden"], meta["transforms"])
+        est.x_dim, est.epochs = meta["x_dim"], meta["epochs"]
+        tensors = load_file(str(folder / "estimator.safetensors"))
+        # the builder needs a batch to size the flow; its z-scoring buffers are then overwritten by the weights
+        gen = torch.Generator().manual_seed(0)
+        lo, hi = (torch.tensor(v, dtype=torch.float32) for v in zip(*est.box.values()))
+        theta = lo + (hi - lo) * torch.rand(64, len(lo), generator=gen)
+        x = torch.randn(64, est.x_dim, generator=gen)
+        for i in range(est.ensemble):
+            net = est._builder()(theta, x)
+            own = {k[len(f"{i}."):]: v for k, v in tensors.items() if k.startswith(f"{i}.")}
+            net.load_state_dict(own)
+            est.nets.append(net.eval())
+        return est
+
+
+class GaussianLikelihood:
+    """The analysis a cosmologist runs today: x ~ N(mu(theta), C) on the summaries, with mu a quadratic
+    polynomial in theta fitted by least squares over the training simulations (the emulator) and C the
+    covariance of the emulator residuals, the Hartlap factor (n - D - 2) / (n - 1) on its inverse; the
+    posterior under the uniform prior box sampled by ``emcee``. C is the covariance averaged over the
+    prior (the training set has no repeated fiducial), so it neglects its parameter dependence."""
+
+    kind = "gaussian"
+
+    def __init__(self, box: dict[str, tuple[float, float]], walkers: int = 32, steps: int = 1500, burn: int = 500):
+        self.box, self.walkers, self.steps, self.burn = dict(box), walkers, steps, burn
+        self.coef = self.precision = self.centre = self.scale = None
+
+    def _features(self, theta: np.ndarray) -> np.ndarray:
+        u = (np.atleast_2d(theta) - self.centre) / self.scale
+        cols = [np.ones(len(u))] + [u[:, i] for i in range(u.shape[1])]
+        cols += [u[:, i] * u[:, j] for i in range(u.shape[1]) for j in range(i, u.shape[1])]
+        return np.stack(cols, 1)
+
+    def fit(self, theta: np.ndarray, x: np.ndarray, seed: int = 0, max_epochs: int | None = None,
+            log_dir: Path | None = None) -> "GaussianLikelihood":
+        """Least squares and a covariance: closed form, so ``seed``, ``max_epochs`` and ``log_dir`` play no part."""
+        lo, hi = np.array(list(self.box.values())).T
+        self.centre, self.scale = (lo + hi) / 2, (hi - lo) / 2
+        feats = self._features(theta)
+        n, d = x.shape
+        if n < d + 3 or n <= feats.shape[1]:
+            raise InputError(f"the Gaussian likelihood needs more training maps than summary features + 3 "
+                             f"({d + 3}) and emulator terms ({feats.shape[1]}); got {n}")
+        self.coef = np.linalg.lstsq(feats, x, rcond=None)[0]
+        resid = x - feats @ self.coef
+        cov = resid.T @ resid / (n - feats.shape[1])
+        self.precision = (n - d - 2) / (n - 1) * np.linalg.inv(cov)
+        return self
+
+    def log_likelihood(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+        r = np.asarray(x)[None] - self._features(theta) @ self.coef
+        return -0.5 * np.einsum("ni,ij,nj->n", r, self.precision, r)
+
+    def sample(self, x: np.ndarray, n: int, seed: int) -> np.ndarray:
+        import emcee
+
+        lo, hi = np.array(list(self.box.values())).T
+        rng = np.random.default_rng(seed)
+
+        def log_post(theta):
+            inside = np.all((theta >= lo) & (theta <= hi), axis=1)
+            out = np.full(len(theta), -np.inf)
+            out[inside] = self.log_likelihood(theta[inside], x)
+            return out
+
+        start = lo + (hi - lo) * rng.uniform(0.25, 0.75, (self.walkers, len(lo)))
+        sampler = emcee.EnsembleSampler(self.walkers, len(lo), log_post, vectorize=True)
+        sampler.random_state = np.random.RandomState(int(rng.integers(2**31))).get_state()
+        sampler.run_mcmc(start, self.steps)
+        chain = sampler.get_chain(discard=self.burn, flat=True)
+        return chain[rng.choice(len(chain), n, replace=len(chain) < n)]
+
+    def save(self, folder: Path) -> None:
+        np.savez(folder / "estimator.npz", coef=self.coef, precision=self.precision, centre=self.centre,
+                 scale=self.scale)
+        meta = {"kind": self.kind, "box": self.box, "walkers": self.walkers, "steps": self.steps, "burn": self.burn}
+        (folder / "estimator.json").write_text(json.dumps(meta, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path, meta: dict) -> "GaussianLikelihood":
+        est = cls(meta["box"], meta["walkers"], meta["steps"], meta["burn"])
+        with np.load(folder / "estimator.npz", allow_pickle=False) as z:
+            est.coef, est.precision, est.centre, est.scale = z["coef"], z["precision"], z["centre"], z["scale"]
+        return est
+
+
+def make_estimator(kind: str, box, density: str = "maf", ensemble: int = 1):
+    if kind == "npe":
+        return NPE(box, density, ensemble)
+    if kind == "gaussian":
+        if ensemble != 1:
+            raise ConfigError("--ensemble: the Gaussian likelihood is one analytic fit; use --ensemble 1")
+        return GaussianLikelihood(box)
+    raise ConfigError(f"--estimator {kind!r}: expected npe or gaussian")
+
+
+def load_estimator(folder: Path):
+    f = folder / "estimator.json"
+    if not f.exists():
+        raise InputError(f"{folder}: no estimator.json (not a trained inference run)")
+    meta = json.loads(f.read_text())
+    cls = {"npe": NPE, "gaussian": GaussianLikelihood}.get(meta.get("kind"))
+    if cls is None:
+        raise InputError(f"{f}: unknown estimator kind {meta.get('kind')!r}")
+    try:
+        return cls.load(folder, meta)
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        raise InputError(f"{folder}: estimator weights unreadable or not matching estimator.json: {exc}") from None
