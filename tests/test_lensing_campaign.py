@@ -267,13 +267,13 @@ def test_existing_output_is_kept_without_overwrite(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--simulator", "nbody"], "nbody"),
-    (["--workers", "0"], "--workers 0: must be at least 1"),
+    (["--workers", "0", "--mesh", "16"], "--workers 0: must be at least 1"),
     (["--simulator", "lognormal", "--z-source", "0"], "--z-source 0: must be positive"),
     (["--simulator", "lognormal", "--z-source", "25"], "redshift outside"),
+    (["--simulator", "lognormal", "--mesh", "16", "--pm-steps", "3"], "--mesh, --pm-steps: PM options"),
 ])
 def test_bad_campaign_options_are_one_clear_line(args, message, tmp_path):
     out = tmp_path / "k.h5"
-    res = runner.invoke(app, ["lensing", "maps", "--out", str(out), "--npix", "16", "--mesh", "16", "--no-progress",
-                              *args])
+    res = runner.invoke(app, ["lensing", "maps", "--out", str(out), "--npix", "16", "--no-progress", *args])
     assert res.exit_code != 0 and message in res.output + res.stderr
     assert not out.exists() and not (tmp_path / "k.h5.parts").exists()

@@ -11,12 +11,14 @@ from typer.testing import CliRunner
 from skymorph.cli import app
 
 README = Path(__file__).parent.parent / "README.md"
-SECTIONS = ("## A tour", "## The physics wing", "### Mass mapping")  # heading starts
+SECTIONS = ("## A tour", "## The physics wing", "### Mass mapping", "## Inference")  # heading starts
 RULES = [(r"--galaxies \d+", "--galaxies 5"), (r"--particles \d+", "--particles 300"), (r"--size 64", "--size 32"),
          (r"--rotations 3", "--rotations 2"), (r"--workers 2", "--workers 1"), (r"--max-minutes [\d.]+", "--max-epochs 1"),
          (r"--max-epochs 200", "--max-epochs 2"), (r"--steps 1,2,5,10,20,50,100,1000", "--steps 1,2"),
          (r"--samples (8|16)", "--samples 2"), (r"--n-maps 640", "--n-maps 8"), (r"--n-maps (64|100)", "--n-maps 3"),
-         (r"--mesh 64", "--mesh 16"), (r"(lensing maps (?!.*--mesh))", r"\1--mesh 16 "), (r"--maps 0:24", "--maps 0:2"),
+         (r"--mesh 64", "--mesh 16"), (r"(lensing maps (?!.*(--mesh|--simulator lognormal)))", r"\1--mesh 16 "),
+         (r"--n-maps 20000", "--n-maps 300"), (r"--n-maps 300 --npix 64", "--n-maps 300 --npix 32"),
+         (r"--n-maps 3000", "--n-maps 400"), (r"--n-maps 200", "--n-maps 50"), (r"--maps 0:24", "--maps 0:2"),
          (r"--nsamples \d+", "--nsamples 16"), (r"(skymorph benchmark (?!.*--max-epochs))", r"\1--max-epochs 1 ")]
 runner = CliRunner()
 
@@ -75,4 +77,4 @@ def test_the_readme_tour_runs_as_written(tmp_path, monkeypatch):
 
 def _takes_progress(args: list[str]) -> bool:
     return runner.invoke(app, [*args[1:3], "--help"]).output.count("--no-progress") > 0 if args[1] in (
-        "lensing", "maps", "cosmo") else runner.invoke(app, [args[1], "--help"]).output.count("--no-progress") > 0
+        "lensing", "maps", "cosmo", "infer") else runner.invoke(app, [args[1], "--help"]).output.count("--no-progress") > 0

@@ -6,6 +6,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import OutputExistsError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -35,3 +37,12 @@ def write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def check_output(path: str | Path, overwrite: bool) -> Path:
+    """Refuse to overwrite ``path`` unless asked; make its folder."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: output exists (use --overwrite to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -61,9 +61,9 @@ def lensing_maps(out: Path = typer.Option(..., help="output map file (.h5); chun
                  npix: int = typer.Option(128, help="pixels per side"),
                  z_source: float = typer.Option(1.0, help="source redshift"),
                  seed: int = typer.Option(0, help="master seed: every map's parameters and seed are drawn from it"),
-                 box: float = typer.Option(256.0, help="pm: box side in Mpc/h"),
-                 mesh: int = typer.Option(64, help="pm: mesh (and particles) per side"),
-                 pm_steps: int = typer.Option(10, help="pm: kick-drift-kick steps per map"),
+                 box: Optional[float] = typer.Option(None, help="pm: box side in Mpc/h (default 256)"),
+                 mesh: Optional[int] = typer.Option(None, help="pm: mesh (and particles) per side (default 64)"),
+                 pm_steps: Optional[int] = typer.Option(None, help="pm: kick-drift-kick steps per map (default 10)"),
                  n_gal: float = typer.Option(30.0, help="galaxies per arcmin^2 (shape noise)"),
                  sigma_e: float = typer.Option(0.26, help="ellipticity dispersion per component"),
                  mask: Optional[Path] = typer.Option(None, help="mask (.npy or .fits, npix x npix, 1 = observed)"),
@@ -74,9 +74,15 @@ def lensing_maps(out: Path = typer.Option(..., help="output map file (.h5); chun
     resumable: rerun a killed command to finish it."""
     from ..cosmo.products import make_kappa_maps
 
-    path = make_kappa_maps(out, omega_m, sigma8, n_maps, field_deg, npix, z_source, seed, box, mesh, pm_steps,
-                           n_gal, sigma_e, mask, overwrite=overwrite, progress=progress, simulator=simulator,
-                           workers=workers)
+    pm_only = {"--box": box, "--mesh": mesh, "--pm-steps": pm_steps}
+    if simulator != "pm" and any(v is not None for v in pm_only.values()):
+        given = ", ".join(k for k, v in pm_only.items() if v is not None)
+        raise SkymorphError(f"{given}: PM options; the {simulator} simulator has no PM run")
+    box = 256.0 if box is None else box
+    mesh = 64 if mesh is None else mesh
+    pm_steps = 10 if pm_steps is None else pm_steps
+    path = make_kappa_maps(out, omega_m, sigma8, n_maps, field_deg, npix, z_source, seed, box, mesh, pm_steps, n_gal,
+                           sigma_e, mask, overwrite=overwrite, progress=progress, simulator=simulator, workers=workers)
     typer.echo(f"wrote {path}")
 
 

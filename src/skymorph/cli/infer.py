@@ -31,7 +31,7 @@ def infer_grf(out: Path = typer.Option(..., help="output file (.h5): /field and 
               seed: int = typer.Option(0, help="random seed"),
               overwrite: Overwrite = False):
     """Gaussian random fields with a power-law spectrum: the simulator whose exact posterior is known."""
-    from ..data.store import check_output
+    from ..atomic import check_output
     from ..errors import ConfigError
     from ..infer.data import parse_prior
     from ..infer.grf import PARAMS, write_grf_file

@@ -21,7 +21,7 @@ from skymorph.atomic import atomic_path
 from skymorph.cosmo.massmap import (GaussianPrior, LensingData, Schedule, coverage, ks_map, masked_pearson,
                                     masked_rmse, mode_power, read_lensing_file, sample_posterior, wiener)
 from skymorph.cosmo.prior import SEEDS_NAME, PriorConfig, check_geometry, load_prior
-from skymorph.data.store import check_output
+from skymorph.atomic import check_output
 from skymorph.provenance import provenance
 from skymorph.errors import ConfigError, InputError
 

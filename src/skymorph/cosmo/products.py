@@ -48,7 +48,7 @@ from skymorph.cosmo.lognormal import SHIFT_MODEL, lognormal_maps, shift_paramete
 from skymorph.cosmo.linear import Cosmology, growth_factor, linear_power
 from skymorph.cosmo.mesh import power_spectrum_3d
 from skymorph.cosmo.nbody import check_memory, simulate
-from skymorph.data.store import check_output
+from skymorph.atomic import check_output
 from skymorph.errors import ConfigError, InputError, Interrupted, SkymorphError
 from skymorph.provenance import provenance
 

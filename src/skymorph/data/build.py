@@ -23,8 +23,8 @@ from ..errors import ConfigError, SkymorphError
 from ..maps.domains import REF_TYPES, get_domains
 from ..maps.views import render_views, view_rotations
 from ..sim.derived import HI_MODEL
-from ..atomic import atomic_path
-from .store import FLAG_BOX_EDGE, FLAG_EOS_GAS, TRUTH_PREFIX, check_output, write_store
+from ..atomic import atomic_path, check_output
+from .store import FLAG_BOX_EDGE, FLAG_EOS_GAS, TRUTH_PREFIX, write_store
 
 ALL_DOMAINS = "dm,star,gas,hi,hi21,temp,bfield"
 

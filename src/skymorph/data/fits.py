@@ -8,7 +8,8 @@ from astropy.io import fits
 
 from .. import __version__
 from ..atomic import atomic_path
-from .store import MapStore, check_output
+from ..atomic import check_output
+from .store import MapStore
 
 FITS_UNITS = {"Msun/kpc^2": "solMass/kpc2", "mK": "mK", "K": "K", "Gauss": "G"}
 

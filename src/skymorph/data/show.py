@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
-from .store import SPLITS, MapStore, check_output
+from ..atomic import check_output
+from .store import SPLITS, MapStore
 
 
 def store_info(store: MapStore) -> str:

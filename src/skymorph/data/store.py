@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import __version__
 from ..atomic import atomic_path
-from ..errors import InputError, OutputExistsError
+from ..errors import InputError
 from .normalise import LogStandardise
 
 SPLITS = ("train", "val", "test")
@@ -32,15 +32,6 @@ TRUTH_PREFIX = "truth_"
 #: bits of /meta/flags
 FLAG_EOS_GAS = 1  # the view holds star-forming gas: its temperature follows the effective EOS
 FLAG_BOX_EDGE = 2  # the galaxy straddles the periodic box edge (unwrapped)
-
-
-def check_output(path: str | Path, overwrite: bool) -> Path:
-    """Refuse to overwrite ``path`` unless asked; make its folder."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: output exists (use --overwrite to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def split_by_galaxy(galaxy_ids: np.ndarray, seed: int, fractions=(0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:

@@ -27,7 +27,8 @@ import torch  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from ..atomic import atomic_path  # noqa: E402
-from ..data.store import MapStore, check_output  # noqa: E402
+from ..atomic import check_output  # noqa: E402
+from ..data.store import MapStore  # noqa: E402
 from ..errors import ConfigError, InputError  # noqa: E402
 from ..methods.apply import normalised, store_sources  # noqa: E402
 from ..methods.training import load_run  # noqa: E402

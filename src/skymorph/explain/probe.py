@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from scipy.ndimage import gaussian_filter  # noqa: E402
 
 from ..atomic import atomic_path  # noqa: E402
-from ..data.store import check_output  # noqa: E402
+from ..atomic import check_output  # noqa: E402
 from ..errors import ConfigError  # noqa: E402
 from ..evaluate.metrics import METRIC_NAMES, map_metrics, summarise  # noqa: E402
 from ..evaluate.report import md_table  # noqa: E402

@@ -16,7 +16,8 @@ from astropy.io import fits
 from ..atomic import atomic_path
 from ..data.fits import FITS_UNITS
 from ..data.normalise import LogStandardise
-from ..data.store import MapStore, check_output
+from ..atomic import check_output
+from ..data.store import MapStore
 from ..errors import InputError
 from ..provenance import provenance
 from .base import TranslationMethod, check_request
