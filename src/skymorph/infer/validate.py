@@ -15,6 +15,7 @@ import itertools
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from .. import stats
@@ -31,17 +32,29 @@ __all__ = ["MIN_MAPS", "posterior_samples", "diagnostics", "validate", "compare"
 MIN_MAPS = 50
 
 
+def _subset(sims, keep: np.ndarray):
+    sims.maps, sims.theta, sims.rows = sims.maps[keep], sims.theta[keep], sims.rows[keep]
+    if sims.observed is not None:
+        sims.observed = sims.observed[keep]
+    return sims
+
+
 def _held_out(run: InferenceRun, data, n_maps: int | None):
+    """The held-out maps: a plain file whole (not the run's training file), a map store's test split with
+    one view per galaxy (the views of a galaxy share its truth: the galaxy is the independent unit)."""
     sims = load_simulations(data, run.cfg.params, run.cfg.maps, run.cfg.domains or None,
                             "test" if run.cfg.domains else None)
     if sims.fingerprint == run.cfg.data_fingerprint:
         raise InputError(f"{sims.path}: these are the run's training simulations; validate on held-out ones")
+    unit = "maps"
+    if run.cfg.domains:
+        with h5py.File(sims.path, "r") as f:
+            galaxy = f["meta/galaxy_id"][()][sims.rows]
+        sims, unit = _subset(sims, np.sort(np.unique(galaxy, return_index=True)[1])), "galaxies (one view each)"
     if n_maps is not None:
-        sims.maps, sims.theta, sims.rows = sims.maps[:n_maps], sims.theta[:n_maps], sims.rows[:n_maps]
-        if sims.observed is not None:
-            sims.observed = sims.observed[:n_maps]
+        sims = _subset(sims, np.arange(min(n_maps, len(sims.maps))))
     if len(sims.maps) < MIN_MAPS:
-        raise InputError(f"{sims.path}: {len(sims.maps)} held-out maps; validation needs at least {MIN_MAPS}")
+        raise InputError(f"{sims.path}: {len(sims.maps)} held-out {unit}; validation needs at least {MIN_MAPS}")
     return sims
 
 
