@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
 from .common import Overwrite, ProgressBar, app, friendly
+
+HeldOutSamples = Annotated[int, typer.Option(help="posterior samples per held-out map")]
+MapsLimit = Annotated[Optional[int], typer.Option(help="use only the first N held-out maps (a map store: galaxies)")]
+Seed = Annotated[int, typer.Option(help="random seed")]
 
 infer_app = typer.Typer(help="Simulation-based inference of parameters from maps (sbi, learned summaries, "
                              "calibrated posteriors).", no_args_is_help=True)
@@ -28,7 +32,7 @@ def infer_grf(out: Path = typer.Option(..., help="output file (.h5): /field and 
               n_maps: int = typer.Option(1000, help="number of fields"),
               npix: int = typer.Option(32, help="pixels per side"),
               prior: str = typer.Option("A=0.5:2,n=-3:-1", help="uniform box of P(k) = A (k/k0)^n, name=lo:hi"),
-              seed: int = typer.Option(0, help="random seed"),
+              seed: Seed = 0,
               overwrite: Overwrite = False):
     """Gaussian random fields with a power-law spectrum: the simulator whose exact posterior is known."""
     from ..atomic import check_output
@@ -70,7 +74,7 @@ def infer_train(data: Path = typer.Option(..., help="simulations: a map file wit
                                                                     "cap of 1000)"),
                 max_minutes: Optional[float] = typer.Option(None, help="cnn wall-clock budget in minutes"),
                 batch_size: int = typer.Option(64, help="cnn maps per batch"),
-                seed: int = typer.Option(0, help="random seed"),
+                seed: Seed = 0,
                 resume: bool = typer.Option(False, help="continue an interrupted run in OUT"),
                 overwrite: Overwrite = False,
                 progress: ProgressBar = True):
@@ -95,7 +99,7 @@ def infer_posterior(run: Path = typer.Argument(..., help="run folder of 'skymorp
                     index: int = typer.Option(0, help="map (or map-store view) index in --obs"),
                     samples: int = typer.Option(10_000, help="posterior samples"),
                     out: Path = typer.Option(..., help="output folder: samples.h5, posterior.md/.json, corner.png"),
-                    seed: int = typer.Option(0, help="random seed"),
+                    seed: Seed = 0,
                     allow_outside_prior: bool = typer.Option(False, help="sample even when the observation lies "
                                                                          "outside the training range"),
                     overwrite: Overwrite = False):
@@ -114,9 +118,9 @@ def infer_posterior(run: Path = typer.Argument(..., help="run folder of 'skymorp
 def infer_validate(run: Path = typer.Argument(..., help="run folder of 'skymorph infer train'"),
                    data: Path = typer.Option(..., help="held-out simulations (for a map store: its test split)"),
                    out: Path = typer.Option(..., help="output folder: results.json/.md, report.html, figures"),
-                   samples: int = typer.Option(500, help="posterior samples per held-out map"),
-                   maps_limit: Optional[int] = typer.Option(None, help="use only the first N held-out maps"),
-                   seed: int = typer.Option(0, help="random seed"),
+                   samples: HeldOutSamples = 500,
+                   maps_limit: MapsLimit = None,
+                   seed: Seed = 0,
                    overwrite: Overwrite = False):
     """TARP, SBC, posterior mean vs truth and figure of merit on held-out simulations."""
     from ..infer.validate import validate
@@ -133,9 +137,9 @@ def infer_validate(run: Path = typer.Argument(..., help="run folder of 'skymorph
 def infer_compare(runs: str = typer.Option(..., help="run folders, comma-separated"),
                   data: Path = typer.Option(..., help="held-out simulations"),
                   out: Path = typer.Option(..., help="output folder"),
-                  samples: int = typer.Option(500, help="posterior samples per held-out map"),
-                  maps_limit: Optional[int] = typer.Option(None, help="use only the first N held-out maps"),
-                  seed: int = typer.Option(0, help="random seed"),
+                  samples: HeldOutSamples = 500,
+                  maps_limit: MapsLimit = None,
+                  seed: Seed = 0,
                   overwrite: Overwrite = False):
     """The same held-out maps through every run: one table, figures, paired figure-of-merit verdicts."""
     from ..infer.report import verdict_lines

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, InputError
+from ..hdf5 import open_hdf5
 
 __all__ = ["SimulationSet", "load_simulations", "parse_prior", "prior_box", "NoiseModel"]
 
@@ -52,15 +53,6 @@ class SimulationSet:
         return self.maps.shape[-1]
 
 
-def _open(path: Path) -> h5py.File:
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
-
-
 def _rows(n: int, index, path: Path) -> np.ndarray:
     rows = np.arange(n) if index is None else np.atleast_1d(np.asarray(index, dtype=np.int64))
     if rows.size == 0 or rows.min() < -n or rows.max() >= n:
@@ -87,7 +79,7 @@ def load_simulations(path, params: list[str] | None, maps: str | None = None, do
     when present (all of those the run names are then needed: pass them). ``split`` (train, val, test
     or train+val) selects a map store's views; ``index`` rows of the file."""
     path = Path(path)
-    with _open(path) as f:
+    with open_hdf5(path) as f:
         store = isinstance(f.get("maps"), h5py.Group) and "meta" in f
         if store:
             if maps is not None:

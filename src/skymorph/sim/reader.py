@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from ..errors import InputError
+from ..hdf5 import open_hdf5
 from ..sph import knn_distance
 from . import units
 from .derived import hi_mass
@@ -48,16 +49,6 @@ def part_type(ptype: str | int) -> int:
         return part_type_number(int(key) if key.isdigit() else _MORE_NAMES.get(key, key))
     except ValueError as exc:
         raise InputError(f"{exc}; illustris_python's names ({', '.join(_MORE_NAMES)}) work too") from None
-
-
-def open_hdf5(path: str | Path) -> h5py.File:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from None
 
 
 def header_attrs(f: h5py.File, path) -> h5py.AttributeManager:

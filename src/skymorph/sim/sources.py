@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..hdf5 import open_hdf5
 from . import units
 from .particles import Header, ParticleSet, part_type_number
-from .reader import (catalogue_field_names, chunk_with_type, fields_to_read, mass_table, object_range, open_hdf5,
+from .reader import (catalogue_field_names, chunk_with_type, fields_to_read, mass_table, object_range,
                      read_catalogue, read_cutout, read_field, read_header, read_particles, snapshot_files, to_particles)
 from .truth import catalogue_truth, galaxy_truth, wanted_fields
 
