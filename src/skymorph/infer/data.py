@@ -47,6 +47,7 @@ class SimulationSet:
     mask: np.ndarray | None = None
     observed: np.ndarray | None = field(default=None, repr=False)  # (N, C, H, W) the file's noisy maps
     fingerprint: str = ""
+    groups: np.ndarray | None = None  # (N,) the independent unit of each map: a store's galaxy id, else its row
 
     @property
     def npix(self) -> int:
@@ -136,6 +137,7 @@ def load_simulations(path, params: list[str] | None, maps: str | None = None, do
             size, unit = float(attrs.get("pixel_size", 1.0)), str(attrs.get("pixel_unit", "pixel"))
         noise_std = float(attrs.get("noise_std", 0.0))
         mask = f["mask"][()].astype(np.float32) if "mask" in f else None
+        groups = f["meta/galaxy_id"][()][rows] if store else rows
         observed = None
         if "gamma_obs" in f and channels == ["kappa"]:
             from ..cosmo.lensing import ks_inverse
@@ -146,7 +148,7 @@ def load_simulations(path, params: list[str] | None, maps: str | None = None, do
     if theta is not None:
         h.update(theta.tobytes())
     return SimulationSet(path, arr, theta, list(want) if theta is not None else [], channels, size, unit, rows,
-                         noise_std, mask, observed, h.hexdigest()[:16])
+                         noise_std, mask, observed, h.hexdigest()[:16], groups)
 
 
 def parse_prior(text: str | None, params: list[str]) -> dict[str, tuple[float, float]]:

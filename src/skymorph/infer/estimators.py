@@ -8,6 +8,7 @@ its emulator coefficients and covariance in an ``.npz``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import warnings
@@ -30,6 +31,31 @@ def box_prior(box: dict[str, tuple[float, float]]):
 
     lo, hi = zip(*box.values())
     return BoxUniform(torch.tensor(lo, dtype=torch.float32), torch.tensor(hi, dtype=torch.float32))
+
+
+@functools.lru_cache(maxsize=None)
+def _grouped_npe():
+    from sbi.inference import NPE as SbiNPE
+
+    class GroupedNPE(SbiNPE):
+        """sbi's NPE with its validation split drawn over groups of simulations (``groups``) instead of
+        single simulations; everything else is sbi's (``get_dataloaders`` is its extension point)."""
+
+        groups: np.ndarray
+
+        def get_dataloaders(self, starting_round=0, training_batch_size=200, validation_fraction=0.1,
+                            resume_training=False, dataloader_kwargs=None):
+            if not resume_training:
+                labels = np.unique(self.groups)
+                perm = labels[torch.randperm(len(labels)).numpy()]
+                val = np.isin(self.groups, perm[:max(1, int(round(validation_fraction * len(labels))))])
+                self.train_indices = torch.from_numpy(np.flatnonzero(~val))
+                self.val_indices = torch.from_numpy(np.flatnonzero(val))
+            # drop_last off: a validation set of whole groups may be smaller than one batch
+            return super().get_dataloaders(starting_round, training_batch_size, validation_fraction, True,
+                                           {**(dataloader_kwargs or {}), "drop_last": False})
+
+    return GroupedNPE
 
 
 class NPE:
@@ -57,11 +83,13 @@ class NPE:
         return posterior_nn(self.density, hidden_features=self.hidden, num_transforms=self.transforms)
 
     def fit(self, theta: np.ndarray, x: np.ndarray, seed: int, max_epochs: int = 500, log_dir: Path | None = None,
-            batch_size: int = 200) -> "NPE":
-        """Train the flows; sbi's TensorBoard logs go to ``log_dir``/npe_<member> (a temporary folder if None)."""
+            groups: np.ndarray | None = None, batch_size: int = 200) -> "NPE":
+        """Train the flows; sbi's TensorBoard logs go to ``log_dir``/npe_<member> (a temporary folder if None).
+        ``groups`` (N,): simulations sharing a label (the views of one galaxy, the noise copies of one map)
+        fall on the same side of sbi's validation split, so early stopping sees no near-copies of what it
+        trains on (with a random split it would, and stop late: an over-confident posterior)."""
         import tempfile
 
-        from sbi.inference import NPE as SbiNPE
         from sbi.utils.tracking import TensorBoardTracker
         from torch.utils.tensorboard import SummaryWriter
 
@@ -75,8 +103,10 @@ class NPE:
         for member in range(self.ensemble):
             torch.manual_seed(seed * 1000 + member)
             logs = Path(log_dir or tempfile.mkdtemp(prefix="skymorph-npe-")) / f"npe_{member}"
-            inference = SbiNPE(prior=box_prior(self.box), density_estimator=self._builder(), show_progress_bars=False,
-                               tracker=TensorBoardTracker(SummaryWriter(log_dir=str(logs))))
+            inference = _grouped_npe()(prior=box_prior(self.box), density_estimator=self._builder(),
+                                       show_progress_bars=False,
+                                       tracker=TensorBoardTracker(SummaryWriter(log_dir=str(logs))))
+            inference.groups = np.arange(len(theta)) if groups is None else np.asarray(groups)
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # sbi prints its epochs
                 warnings.filterwarnings("ignore", category=UserWarning)
                 net = inference.append_simulations(theta_t, x_t).train(
@@ -152,8 +182,9 @@ class GaussianLikelihood:
         return np.stack(cols, 1)
 
     def fit(self, theta: np.ndarray, x: np.ndarray, seed: int = 0, max_epochs: int | None = None,
-            log_dir: Path | None = None) -> "GaussianLikelihood":
-        """Least squares and a covariance: closed form, so ``seed``, ``max_epochs`` and ``log_dir`` play no part."""
+            log_dir: Path | None = None, groups: np.ndarray | None = None) -> "GaussianLikelihood":
+        """Least squares and a covariance: closed form, so ``seed``, ``max_epochs``, ``log_dir`` and the
+        validation ``groups`` play no part."""
         lo, hi = np.array(list(self.box.values())).T
         self.centre, self.scale = (lo + hi) / 2, (hi - lo) / 2
         feats = self._features(theta)

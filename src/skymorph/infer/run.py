@@ -178,8 +178,9 @@ def train_inference(cfg: InferConfig, out, overwrite: bool = False, progress: bo
                                    resume and (out / "checkpoints" / "last.ckpt").exists())
         summary_state = {"kind": "cnn", **summary.config}
     x = summary(_noisy_copies(sims.maps, noise, cfg.noise_copies, cfg.seed))
-    theta = np.tile(sims.theta, (len(x) // len(sims.theta), 1))
-    est.fit(theta, x, seed=cfg.seed, max_epochs=cfg.npe_epochs, log_dir=out / "logs")
+    copies = len(x) // len(sims.theta)
+    est.fit(np.tile(sims.theta, (copies, 1)), x, seed=cfg.seed, max_epochs=cfg.npe_epochs, log_dir=out / "logs",
+            groups=np.tile(sims.groups, copies))
     est.save(out)
     write_text(out / "summary.json", json.dumps({**summary_state, "x_min": x.min(0).tolist(),
                                                  "x_max": x.max(0).tolist()}, indent=1))

@@ -15,7 +15,6 @@ import itertools
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from .. import stats
@@ -33,7 +32,7 @@ MIN_MAPS = 50
 
 
 def _subset(sims, keep: np.ndarray):
-    sims.maps, sims.theta, sims.rows = sims.maps[keep], sims.theta[keep], sims.rows[keep]
+    sims.maps, sims.theta, sims.rows, sims.groups = sims.maps[keep], sims.theta[keep], sims.rows[keep], sims.groups[keep]
     if sims.observed is not None:
         sims.observed = sims.observed[keep]
     return sims
@@ -48,9 +47,7 @@ def _held_out(run: InferenceRun, data, n_maps: int | None):
         raise InputError(f"{sims.path}: these are the run's training simulations; validate on held-out ones")
     unit = "maps"
     if run.cfg.domains:
-        with h5py.File(sims.path, "r") as f:
-            galaxy = f["meta/galaxy_id"][()][sims.rows]
-        sims, unit = _subset(sims, np.sort(np.unique(galaxy, return_index=True)[1])), "galaxies (one view each)"
+        sims, unit = _subset(sims, np.sort(np.unique(sims.groups, return_index=True)[1])), "galaxies (one view each)"
     if n_maps is not None:
         sims = _subset(sims, np.arange(min(n_maps, len(sims.maps))))
     if len(sims.maps) < MIN_MAPS:

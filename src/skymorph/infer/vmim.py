@@ -130,15 +130,15 @@ def _nets(cfg, scaling_features: int):
 
 
 def train_compressor(cfg, sims, noise, out: Path, progress: bool, resume: bool = False) -> CNNSummary:
-    """Train the compressor on ``sims`` (a val_fraction of the maps held out for its best checkpoint)."""
+    """Train the compressor on ``sims``; a val_fraction of its groups (maps, or a store's galaxies with all
+    their views) held out to choose the best checkpoint."""
     features = cfg.features or len(cfg.params)
     scaling = _scaling(cfg, sims)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     net, head = _nets(cfg, features)
-    n = len(sims.maps)
-    order = np.random.default_rng([cfg.seed, 4]).permutation(n)
-    n_val = max(1, int(round(cfg.val_fraction * n)))
-    val, train = order[:n_val], order[n_val:]
+    labels = np.random.default_rng([cfg.seed, 4]).permutation(np.unique(sims.groups))
+    is_val = np.isin(sims.groups, labels[:max(1, int(round(cfg.val_fraction * len(labels))))])  # whole galaxies
+    val, train = np.flatnonzero(is_val), np.flatnonzero(~is_val)
     if len(train) < cfg.batch_size:
         raise InputError(f"{sims.path}: {len(train)} training maps after the validation split; the cnn summary "
                          f"needs at least one batch (--batch-size {cfg.batch_size})")
