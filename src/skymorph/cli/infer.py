@@ -61,7 +61,8 @@ def infer_train(data: Path = typer.Option(..., help="simulations: a map file wit
                                                                         "VMIM"),
                 estimator: Literal["npe", "gaussian"] = typer.Option(
                     "npe", help="sbi neural posterior estimation, or a Gaussian likelihood sampled by emcee"),
-                density: Literal["maf", "nsf"] = typer.Option("maf", help="NPE flow"),
+                density: Literal["maf", "nsf"] = typer.Option("nsf", help="NPE flow (a single maf was over-confident "
+                                                                          "on GRFs, nsf calibrated)"),
                 ensemble: int = typer.Option(1, help="NPE flows trained and mixed"),
                 noise: Literal["none", "shape"] = typer.Option("none", help="shape: the file's shape noise and mask "
                                                                             "applied afresh"),

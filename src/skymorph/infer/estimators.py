@@ -65,7 +65,7 @@ class NPE:
 
     kind = "npe"
 
-    def __init__(self, box: dict[str, tuple[float, float]], density: str = "maf", ensemble: int = 1,
+    def __init__(self, box: dict[str, tuple[float, float]], density: str = "nsf", ensemble: int = 1,
                  hidden: int = 50, transforms: int = 5):
         if density not in ("maf", "nsf"):
             raise ConfigError(f"--density {density!r}: expected maf or nsf")
@@ -123,10 +123,17 @@ class NPE:
         posts = [DirectPosterior(net, prior) for net in self.nets]
         return posts[0] if len(posts) == 1 else EnsemblePosterior(posts)
 
-    def sample(self, x: np.ndarray, n: int, seed: int) -> np.ndarray:
-        """``n`` posterior samples (n, P) for one summary vector ``x`` (D,), inside the prior box."""
+    def sample(self, x: np.ndarray, n: int, seed: int, within_prior: bool = True) -> np.ndarray:
+        """``n`` posterior samples (n, P) for one summary vector ``x`` (D,): inside the prior box (sbi's
+        rejection sampling), or with ``within_prior`` False straight from the flows (an observation
+        outside the prior's range, whose mass rejection would never find)."""
         torch.manual_seed(seed)
         xo = torch.as_tensor(np.asarray(x, np.float32)[None])
+        if not within_prior:
+            counts = np.random.default_rng([seed, 7]).multinomial(n, [1 / len(self.nets)] * len(self.nets))
+            with torch.no_grad():
+                parts = [net.sample((int(c),), condition=xo)[:, 0] for net, c in zip(self.nets, counts) if c]
+            return torch.cat(parts).numpy().astype(np.float64)
         post = self._posterior()
         try:
             s = post.sample((n,), x=xo, show_progress_bars=False, max_sampling_time=SAMPLING_BUDGET_S)
@@ -202,7 +209,10 @@ class GaussianLikelihood:
         r = np.asarray(x)[None] - self._features(theta) @ self.coef
         return -0.5 * np.einsum("ni,ij,nj->n", r, self.precision, r)
 
-    def sample(self, x: np.ndarray, n: int, seed: int) -> np.ndarray:
+    def sample(self, x: np.ndarray, n: int, seed: int, within_prior: bool = True) -> np.ndarray:
+        """``n`` samples of the posterior under the uniform box by MCMC; the box is the chain's support,
+        so ``within_prior`` False cannot widen it: the chain then piles up at the box's edge (said in
+        the posterior's notes)."""
         import emcee
 
         lo, hi = np.array(list(self.box.values())).T
@@ -235,7 +245,7 @@ class GaussianLikelihood:
         return est
 
 
-def make_estimator(kind: str, box, density: str = "maf", ensemble: int = 1):
+def make_estimator(kind: str, box, density: str = "nsf", ensemble: int = 1):
     if kind == "npe":
         return NPE(box, density, ensemble)
     if kind == "gaussian":

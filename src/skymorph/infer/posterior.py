@@ -29,7 +29,8 @@ def summary_rows(samples: np.ndarray, params: list[str], truth: np.ndarray | Non
     return rows
 
 
-def corner_plot(path: Path, samples: np.ndarray, params: list[str], box: dict, truth=None, title: str = "") -> Path:
+def corner_plot(path: Path, samples: np.ndarray, params: list[str], box: dict | None, truth=None,
+                title: str = "") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,7 +38,7 @@ def corner_plot(path: Path, samples: np.ndarray, params: list[str], box: dict, t
     import matplotlib.pyplot as plt
 
     fig = corner.corner(samples, labels=params, truths=None if truth is None else list(truth), truth_color="C3",
-                        range=[tuple(box[p]) for p in params], quantiles=[0.16, 0.5, 0.84], show_titles=True,
+                        range=None if box is None else [tuple(box[p]) for p in params], quantiles=[0.16, 0.5, 0.84], show_titles=True,
                         title_fmt=".3g", smooth=1.0, plot_datapoints=False)
     if title:
         fig.suptitle(title, fontsize=10, y=1.02)
@@ -82,7 +83,9 @@ def posterior(run, obs, index: int, n_samples: int = 10_000, out=None, seed: int
         raise InputError(f"{sims.path}: map {index}: {'; '.join(notes)}; the posterior would extrapolate "
                          f"(use --allow-outside-prior to sample anyway)")
     paths = _outputs(Path(out), overwrite) if out is not None else None
-    samples = r.sample(x[0], n_samples, seed)
+    if notes:  # allowed outside the prior: rejection inside the box would find no mass
+        notes.append("samples drawn without the prior box (npe) or confined to it (gaussian)")
+    samples = r.sample(x[0], n_samples, seed, within_prior=not notes)
     rows = summary_rows(samples, r.cfg.params, truth)
     result = {"run": str(r.folder), "obs": str(sims.path), "index": int(index), "samples": int(n_samples),
               "seed": seed, "outside_prior": notes, "table": rows, "provenance": provenance()}
@@ -98,5 +101,6 @@ def posterior(run, obs, index: int, n_samples: int = 10_000, out=None, seed: int
              *(f"- note: {n}" for n in notes), "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(row[c] if c == "param" else f"{row[c]:.4g}" for c in cols) + " |" for row in rows]
     write_text(paths["table"], "\n".join(lines) + "\n")
-    corner_plot(paths["corner"], samples, r.cfg.params, r.box, truth, f"{sims.path.name} map {index}")
+    corner_plot(paths["corner"], samples, r.cfg.params, None if notes else r.box, truth,
+                f"{sims.path.name} map {index}")
     return result

@@ -40,7 +40,7 @@ class InferConfig(RunConfig):
     prior: dict[str, tuple[float, float]] = {}  # filled: the box, given or found in the file
     summary: Literal["pk", "cnn"] = "pk"
     estimator: Literal["npe", "gaussian"] = "npe"
-    density: Literal["maf", "nsf"] = "maf"
+    density: Literal["maf", "nsf"] = "nsf"  # a single MAF was over-confident on GRFs (README)
     ensemble: PositiveInt = 1
     noise: Literal["none", "shape"] = "none"
     noise_copies: PositiveInt = 1  # noise realisations per training map for the density estimator
@@ -114,8 +114,8 @@ class InferenceRun:
         """Features of summaries ``x`` (N, D) outside the training summaries' range, per map (N,)."""
         return np.any((x < self.x_lo) | (x > self.x_hi), axis=1)
 
-    def sample(self, x: np.ndarray, n: int, seed: int) -> np.ndarray:
-        return self.estimator.sample(x, n, seed)
+    def sample(self, x: np.ndarray, n: int, seed: int, within_prior: bool = True) -> np.ndarray:
+        return self.estimator.sample(x, n, seed, within_prior)
 
 
 def _make_summary(cfg: InferConfig):
