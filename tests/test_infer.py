@@ -117,11 +117,11 @@ def test_gaussian_likelihood_recovers_a_linear_gaussian_model_exactly():
     sig = np.diag([0.3, 0.2, 0.25])
     theta = rng.uniform(-5, 5, (4000, 2))
     x = theta @ m.T + 1.0 + rng.normal(size=(4000, 3)) @ sig
-    g = GaussianLikelihood(box, steps=2500, burn=500).fit(theta, x)
+    g = GaussianLikelihood(box).fit(theta, x)
     t0 = np.array([0.5, -1.0])
     xo = t0 @ m.T + 1.0
     prec = m.T @ np.linalg.inv(sig @ sig) @ m
-    s = g.sample(xo, 20000, seed=1)
+    s = g.sample(xo, 5000, seed=1)
     np.testing.assert_allclose(s.mean(0), t0, atol=0.05)
     np.testing.assert_allclose(np.cov(s.T), np.linalg.inv(prec), rtol=0.15)
 
@@ -303,10 +303,10 @@ def test_an_npe_ensemble_and_the_gaussian_analysis_round_trip_through_their_file
 
     rng = np.random.default_rng(0)
     box = {"a": (0.0, 1.0), "b": (0.0, 1.0)}
-    theta = rng.uniform(0, 1, (1500, 2))
-    x = np.concatenate([theta + 0.05 * rng.normal(size=theta.shape), rng.normal(size=(1500, 1))], 1)
+    theta = rng.uniform(0, 1, (800, 2))
+    x = np.concatenate([theta + 0.05 * rng.normal(size=theta.shape), rng.normal(size=(800, 1))], 1)
     xo = np.array([0.4, 0.6, 0.0])
-    for est, name in ((NPE(box, ensemble=2).fit(theta, x, seed=0, max_epochs=60), "npe"),
+    for est, name in ((NPE(box, "maf", ensemble=2).fit(theta, x, seed=0, max_epochs=30), "npe"),
                       (GaussianLikelihood(box).fit(theta, x), "gauss")):
         folder = tmp_path / name
         folder.mkdir()

@@ -22,6 +22,8 @@ from ..errors import ConfigError, InputError
 
 __all__ = ["NPE", "GaussianLikelihood", "make_estimator", "load_estimator", "box_prior"]
 
+#: steps between draws kept per emcee walker: about the stretch move's autocorrelation time in 2-3 dimensions
+AUTOCORR = 20
 #: seconds sbi may spend rejecting posterior samples outside the prior box before it gives up
 SAMPLING_BUDGET_S = 120.0
 
@@ -178,7 +180,7 @@ class GaussianLikelihood:
 
     kind = "gaussian"
 
-    def __init__(self, box: dict[str, tuple[float, float]], walkers: int = 32, steps: int = 1500, burn: int = 500):
+    def __init__(self, box: dict[str, tuple[float, float]], walkers: int = 32, steps: int = 500, burn: int = 300):
         self.box, self.walkers, self.steps, self.burn = dict(box), walkers, steps, burn
         self.coef = self.precision = self.centre = self.scale = None
 
@@ -227,7 +229,8 @@ class GaussianLikelihood:
         start = lo + (hi - lo) * rng.uniform(0.25, 0.75, (self.walkers, len(lo)))
         sampler = emcee.EnsembleSampler(self.walkers, len(lo), log_post, vectorize=True)
         sampler.random_state = np.random.RandomState(int(rng.integers(2**31))).get_state()
-        sampler.run_mcmc(start, self.steps)
+        # after burn-in, at least ``steps`` steps and enough for n draws spaced by AUTOCORR steps per walker
+        sampler.run_mcmc(start, self.burn + max(self.steps, -(-n * AUTOCORR // self.walkers)))
         chain = sampler.get_chain(discard=self.burn, flat=True)
         return chain[rng.choice(len(chain), n, replace=len(chain) < n)]
 
