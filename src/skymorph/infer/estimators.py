@@ -126,6 +126,11 @@ class NPE:
         return posts[0] if len(posts) == 1 else EnsemblePosterior(posts)
 
     def sample(self, x: np.ndarray, n: int, seed: int, within_prior: bool = True) -> np.ndarray:
+        with warnings.catch_warnings():  # nflows' LU layers call a torch function deprecated in 2.x
+            warnings.filterwarnings("ignore", message=".*triangular_solve is deprecated.*")
+            return self._sample(x, n, seed, within_prior)
+
+    def _sample(self, x: np.ndarray, n: int, seed: int, within_prior: bool) -> np.ndarray:
         """``n`` posterior samples (n, P) for one summary vector ``x`` (D,): inside the prior box (sbi's
         rejection sampling), or with ``within_prior`` False straight from the flows (an observation
         outside the prior's range, whose mass rejection would never find)."""
