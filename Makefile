@@ -18,10 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# one torch thread per process: the tests are small, and two threads on a busy 2-core machine
-# oversubscribe it (measured 20-30x slower under load)
+# two test processes (pytest-xdist), one torch thread each: the tests are small, and two threads per
+# process on a busy 2-core machine oversubscribe it (measured 20-30x slower under load)
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2
 
 demo: $(STAMP)
 	$(BIN)/skymorph synth $(DEMO)/galaxies --galaxies 80 --particles 10000 --seed 1 --overwrite

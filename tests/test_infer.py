@@ -253,7 +253,7 @@ def test_cnn_summary_trains_resumes_and_reloads(grf_files, tmp_path):
     from skymorph.infer.run import InferConfig, load_inference, train_inference
 
     raw = {"data": grf_files / "train.h5", "maps": "field", "params": ["A", "n"], "summary": "cnn",
-           "max_epochs": 2, "base_channels": 8, "batch_size": 128, "npe_epochs": 30}
+           "max_epochs": 2, "base_channels": 8, "batch_size": 128, "npe_epochs": 30, "density": "maf"}
     out = train_inference(InferConfig.validated(raw), tmp_path / "cnn", progress=False)
     import json
 
