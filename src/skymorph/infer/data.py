@@ -14,7 +14,6 @@ Files read:
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,13 +21,12 @@ import h5py
 import numpy as np
 import torch
 
+from ..cosmo.lensing import ARCMIN, ks_forward, ks_inverse
+from ..data.store import TRUTH_PREFIX
 from ..errors import ConfigError, InputError
 from ..hdf5 import open_hdf5
 
 __all__ = ["SimulationSet", "load_simulations", "parse_prior", "prior_box", "NoiseModel"]
-
-ARCMIN_RAD = math.pi / (180 * 60)
-
 
 @dataclass
 class SimulationSet:
@@ -70,15 +68,16 @@ def _finite(arr: np.ndarray, path: Path, name: str, rows: np.ndarray) -> None:
 
 def _param_names(f: h5py.File, store: bool) -> list[str]:
     if store:
-        return sorted(k[len("truth_"):] for k in f.get("meta", {}) if k.startswith("truth_"))
+        return sorted(k[len(TRUTH_PREFIX):] for k in f.get("meta", {}) if k.startswith(TRUTH_PREFIX))
     return sorted(f["params"]) if "params" in f else []
 
 
 def load_simulations(path, params: list[str] | None, maps: str | None = None, domains: list[str] | None = None,
-                     split: str | None = None, index=None) -> SimulationSet:
+                     split: str | None = None, index=None, observed: bool = False) -> SimulationSet:
     """Read maps and parameters (module docstring). ``params`` None: an observation, parameters read
     when present (all of those the run names are then needed: pass them). ``split`` (train, val, test
-    or train+val) selects a map store's views; ``index`` rows of the file."""
+    or train+val) selects a map store's views; ``index`` rows of the file. ``observed``: also the
+    file's noisy observation (the KS inverse of ``/gamma_obs``), for runs trained with shape noise."""
     path = Path(path)
     with open_hdf5(path) as f:
         store = isinstance(f.get("maps"), h5py.Group) and "meta" in f
@@ -123,7 +122,7 @@ def load_simulations(path, params: list[str] | None, maps: str | None = None, do
                              f"{', '.join(available) or 'none'})")
         theta = None
         if want and not missing:
-            cols = [f[f"meta/truth_{p}" if store else f"params/{p}"][()][rows] for p in want]
+            cols = [f[f"meta/{TRUTH_PREFIX}{p}" if store else f"params/{p}"][()][rows] for p in want]
             theta = np.stack(cols, 1).astype(np.float64)
             if not np.isfinite(theta).all():
                 raise InputError(f"{path}: parameter {want[int(np.flatnonzero(~np.isfinite(theta).all(0))[0])]!r} "
@@ -132,23 +131,21 @@ def load_simulations(path, params: list[str] | None, maps: str | None = None, do
         if store:
             size, unit = 1.0, "pixel"
         elif "pixel_arcmin" in attrs:
-            size, unit = float(attrs["pixel_arcmin"]) * ARCMIN_RAD, "rad"
+            size, unit = float(attrs["pixel_arcmin"]) * ARCMIN, "rad"
         else:
             size, unit = float(attrs.get("pixel_size", 1.0)), str(attrs.get("pixel_unit", "pixel"))
         noise_std = float(attrs.get("noise_std", 0.0))
         mask = f["mask"][()].astype(np.float32) if "mask" in f else None
         groups = f["meta/galaxy_id"][()][rows] if store else rows
-        observed = None
-        if "gamma_obs" in f and channels == ["kappa"]:
-            from ..cosmo.lensing import ks_inverse
-
+        obs = None
+        if observed and "gamma_obs" in f and channels == ["kappa"]:
             g = torch.from_numpy(f["gamma_obs"][rows].astype(np.float64))
-            observed = ks_inverse(torch.complex(g[:, 0], g[:, 1])).real.numpy().astype(np.float32)[:, None]
+            obs = ks_inverse(torch.complex(g[:, 0], g[:, 1])).real.numpy().astype(np.float32)[:, None]
     h = hashlib.sha256(arr.tobytes())
     if theta is not None:
         h.update(theta.tobytes())
     return SimulationSet(path, arr, theta, list(want) if theta is not None else [], channels, size, unit, rows,
-                         noise_std, mask, observed, h.hexdigest()[:16], groups)
+                         noise_std, mask, obs, h.hexdigest()[:16], groups)
 
 
 def parse_prior(text: str | None, params: list[str]) -> dict[str, tuple[float, float]]:
@@ -205,8 +202,6 @@ class NoiseModel:
         """Noisy maps (N, 1, H, W) float32 from clean ones, noise drawn from ``rng``."""
         if self.kind == "none":
             return maps
-        from ..cosmo.lensing import ks_forward, ks_inverse
-
         k = torch.from_numpy(np.asarray(maps[:, 0], np.float64))
         g = ks_forward(k)
         n = torch.from_numpy(rng.standard_normal((2, *k.shape))) * self.noise_std

@@ -67,7 +67,8 @@ def posterior(run, obs, index: int, n_samples: int = 10_000, out=None, seed: int
     if n_samples < 2:
         raise ConfigError(f"--samples {n_samples}: need at least 2")
     r: InferenceRun = load_inference(run) if not isinstance(run, InferenceRun) else run
-    sims = load_simulations(obs, None, r.cfg.maps, r.cfg.domains or None, index=[index])
+    sims = load_simulations(obs, None, r.cfg.maps, r.cfg.domains or None, index=[index],
+                            observed=r.cfg.noise == "shape")
     truth = None
     if sims.theta is not None and all(p in sims.params for p in r.cfg.params):
         truth = sims.theta[0, [sims.params.index(p) for p in r.cfg.params]]

@@ -42,7 +42,7 @@ def _held_out(run: InferenceRun, data, n_maps: int | None):
     """The held-out maps: a plain file whole (not the run's training file), a map store's test split with
     one view per galaxy (the views of a galaxy share its truth: the galaxy is the independent unit)."""
     sims = load_simulations(data, run.cfg.params, run.cfg.maps, run.cfg.domains or None,
-                            "test" if run.cfg.domains else None)
+                            "test" if run.cfg.domains else None, observed=run.cfg.noise == "shape")
     if sims.fingerprint == run.cfg.data_fingerprint:
         raise InputError(f"{sims.path}: these are the run's training simulations; validate on held-out ones")
     unit = "maps"
