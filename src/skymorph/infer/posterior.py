@@ -7,8 +7,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..atomic import atomic_path, write_text
-from ..errors import ConfigError, InputError, OutputExistsError
+from ..atomic import atomic_path, check_output, write_text
+from ..errors import ConfigError, InputError
 from ..provenance import provenance
 from .data import load_simulations
 from .run import InferenceRun, load_inference
@@ -49,14 +49,8 @@ def corner_plot(path: Path, samples: np.ndarray, params: list[str], box: dict | 
 
 
 def _outputs(out: Path, overwrite: bool) -> dict[str, Path]:
-    paths = {k: out / name for k, name in (("samples", "samples.h5"), ("table", "posterior.md"),
-                                           ("json", "posterior.json"), ("corner", "corner.png"))}
-    if not overwrite:
-        there = [p for p in paths.values() if p.exists()]
-        if there:
-            raise OutputExistsError(f"{there[0]}: output exists (use --overwrite to replace it)")
-    out.mkdir(parents=True, exist_ok=True)
-    return paths
+    return {k: check_output(out / name, overwrite) for k, name in (("samples", "samples.h5"), ("table", "posterior.md"),
+                                                                   ("json", "posterior.json"), ("corner", "corner.png"))}
 
 
 def posterior(run, obs, index: int, n_samples: int = 10_000, out=None, seed: int = 0, overwrite: bool = False,

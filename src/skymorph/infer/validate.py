@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import stats
-from ..atomic import write_text
-from ..errors import ConfigError, InputError, OutputExistsError
+from ..atomic import check_output, write_text
+from ..errors import ConfigError, InputError
 from ..provenance import provenance
 from .data import load_simulations
 from .run import InferenceRun, load_inference
@@ -117,14 +117,6 @@ def diagnostics(samples: np.ndarray, theta: np.ndarray, params: list[str], box: 
             "calibrated": bool(inside and all(v["sbc_ks_p"] > 0.01 for v in per.values()))}
 
 
-def _check_outputs(out: Path, names, overwrite: bool) -> None:
-    if not overwrite:
-        there = [out / n for n in names if (out / n).exists()]
-        if there:
-            raise OutputExistsError(f"{there[0]}: output exists (use --overwrite to replace it)")
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def validate(run, data, out, n_samples: int = 500, n_maps: int | None = None, seed: int = 0,
              overwrite: bool = False) -> dict:
     """Validate one run on held-out simulations; writes results.json, results.md, the figures and
@@ -149,7 +141,8 @@ def compare(runs, data, out, n_samples: int = 500, n_maps: int | None = None, se
         raise ConfigError(f"--samples {n_samples}: SBC and TARP need at least 20 posterior samples per map")
     out = Path(out)
     names = ["results.json", "results.md", "report.html", "tarp.png", "sbc.png", "truth.png"]
-    _check_outputs(out, names, overwrite)
+    for name in names:  # every output checked before any work
+        check_output(out / name, overwrite)
     loaded = [load_inference(r) for r in runs]
     labels = [Path(r.folder).name for r in loaded]
     if len(set(labels)) != len(labels):
