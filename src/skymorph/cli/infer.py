@@ -122,11 +122,12 @@ def infer_validate(run: Path = typer.Argument(..., help="run folder of 'skymorph
                    samples: HeldOutSamples = 500,
                    maps_limit: MapsLimit = None,
                    seed: Seed = 0,
-                   overwrite: Overwrite = False):
+                   overwrite: Overwrite = False,
+                   progress: ProgressBar = True):
     """TARP, SBC, posterior mean vs truth and figure of merit on held-out simulations."""
     from ..infer.validate import validate
 
-    res = validate(run, data, out, samples, maps_limit, seed, overwrite)
+    res = validate(run, data, out, samples, maps_limit, seed, overwrite, progress)
     r = next(iter(res["runs"].values()))
     typer.echo(f"{r['maps']} maps: FoM {r['fom_median']['value']:.4g}, TARP ATC {r['tarp']['atc']:+.3f}, "
                + ", ".join(f"{p} SBC KS p {v['sbc_ks_p']:.2f}" for p, v in r["params"].items())
@@ -141,12 +142,14 @@ def infer_compare(runs: str = typer.Option(..., help="run folders, comma-separat
                   samples: HeldOutSamples = 500,
                   maps_limit: MapsLimit = None,
                   seed: Seed = 0,
-                  overwrite: Overwrite = False):
+                  overwrite: Overwrite = False,
+                  progress: ProgressBar = True):
     """The same held-out maps through every run: one table, figures, paired figure-of-merit verdicts."""
     from ..infer.report import verdict_lines
     from ..infer.validate import compare
 
-    res = compare([Path(r) for r in _names(runs, "--runs")], data, out, samples, maps_limit, seed, overwrite)
+    res = compare([Path(r) for r in _names(runs, "--runs")], data, out, samples, maps_limit, seed, overwrite,
+                  progress=progress)
     for line in verdict_lines(res):
         typer.echo(line)
     typer.echo(f"wrote {out}/report.html")

@@ -55,12 +55,15 @@ def _held_out(run: InferenceRun, data, n_maps: int | None):
     return sims
 
 
-def posterior_samples(run: InferenceRun, sims, n_samples: int, seed: int) -> np.ndarray:
+def posterior_samples(run: InferenceRun, sims, n_samples: int, seed: int, progress: bool = False) -> np.ndarray:
     """Samples (n_samples, N, P) of the posterior of every map of ``sims``, map i from seed [seed, i]."""
+    from rich.progress import track
+
     run.check(sims)
     x = run.summarise(run.observe(sims, seed))
     return np.stack([run.sample(xi, n_samples, int(np.random.default_rng([seed, i]).integers(2**31)))
-                     for i, xi in enumerate(x)], 1)
+                     for i, xi in track(enumerate(x), total=len(x), description=f"Posteriors of {run.folder.name}",
+                                        disable=not progress)], 1)
 
 
 def _fom(samples: np.ndarray) -> np.ndarray:
@@ -118,10 +121,10 @@ def diagnostics(samples: np.ndarray, theta: np.ndarray, params: list[str], box: 
 
 
 def validate(run, data, out, n_samples: int = 500, n_maps: int | None = None, seed: int = 0,
-             overwrite: bool = False) -> dict:
+             overwrite: bool = False, progress: bool = False) -> dict:
     """Validate one run on held-out simulations; writes results.json, results.md, the figures and
     report.html into ``out``."""
-    return compare([run], data, out, n_samples, n_maps, seed, overwrite, title="skymorph inference validation")
+    return compare([run], data, out, n_samples, n_maps, seed, overwrite, "skymorph inference validation", progress)
 
 
 def _verdicts(names: list[str], res: dict) -> list[dict]:
@@ -135,7 +138,7 @@ def _verdicts(names: list[str], res: dict) -> list[dict]:
 
 
 def compare(runs, data, out, n_samples: int = 500, n_maps: int | None = None, seed: int = 0,
-            overwrite: bool = False, title: str = "skymorph inference comparison") -> dict:
+            overwrite: bool = False, title: str = "skymorph inference comparison", progress: bool = False) -> dict:
     """Put every run through the same held-out maps of ``data``: one table, figures, paired FoM verdicts."""
     if n_samples < 20:
         raise ConfigError(f"--samples {n_samples}: SBC and TARP need at least 20 posterior samples per map")
@@ -155,7 +158,7 @@ def compare(runs, data, out, n_samples: int = 500, n_maps: int | None = None, se
     res = {}
     for label, r in zip(labels, loaded):
         sims = _held_out(r, data, n_maps)
-        samples = posterior_samples(r, sims, n_samples, seed)
+        samples = posterior_samples(r, sims, n_samples, seed, progress)
         res[label] = {"run": str(r.folder), "summary": r.cfg.summary, "estimator": r.cfg.estimator,
                       "noise": r.cfg.noise, "n_train": r.cfg.n_train,
                       **diagnostics(samples, sims.theta, params, r.box, seed)}
