@@ -193,7 +193,7 @@ def test_simulate_rejects_bad_configuration():
     with pytest.raises(ConfigError, match="a_init"):
         simulate(noise, 100.0, COSMO, a_out=[0.05])
     with pytest.raises(ConfigError, match="GiB"):
-        check_memory(8192, 8192, 10, 1, True)
+        check_memory(8192, 8192, 1, True)
 
 
 # --------------------------------------------------------------------------- command line

@@ -48,6 +48,74 @@ def cosmo_power(sim: Path = typer.Argument(..., help="simulation file from 'skym
     typer.echo(f"wrote {plot_power(sim, out, overwrite)}")
 
 
+@cosmo_app.command("reconstruct")
+@friendly
+def cosmo_reconstruct(data: Path = typer.Option(..., help="observed final density: a 'cosmo sim' output or any HDF5 "
+                                                     "file with /density and the forward model's attributes"),
+                      out: Path = typer.Option(..., help="output reconstruction (.h5); a figure goes beside it"),
+                      noise: float = typer.Option(0.1, help="Gaussian noise sd per mesh cell of the density"),
+                      mock: bool = typer.Option(True, help="observe the file's density (tracers, noise drawn with "
+                                                           "--seed, mask) and judge against it; --no-mock: the "
+                                                           "file's density is the data as it is"),
+                      tracers: Optional[float] = typer.Option(None, help="Poisson tracers per (Mpc/h)^3 (with --mock)"),
+                      mask: Optional[Path] = typer.Option(None, help="survey mask .npy of the mesh's shape, "
+                                                                     "nonzero = observed"),
+                      optimizer: Literal["lbfgs", "adam"] = typer.Option("lbfgs", help="torch optimiser"),
+                      anneal: str = typer.Option("1,0.5,0", help="residual smoothing radii in cells, one "
+                                                                 "optimisation stage each"),
+                      iterations: int = typer.Option(40, help="L-BFGS iterations or Adam steps per stage"),
+                      lr: float = typer.Option(0.1, help="Adam learning rate"),
+                      start: Literal["zero", "wiener"] = typer.Option("zero", help="starting white noise"),
+                      seed: int = typer.Option(0, help="seed of the mock's noise and tracers"),
+                      box: Optional[float] = typer.Option(None, help="forward model box, Mpc/h (default: the file's)"),
+                      mesh: Optional[int] = typer.Option(None, help="forward model PM mesh (default: the file's)"),
+                      particles: Optional[int] = typer.Option(None, help="particles per side (default: the file's)"),
+                      pm_steps: Optional[int] = typer.Option(None, help="PM steps (default: the file's)"),
+                      omega_m: Optional[float] = typer.Option(None, help="Omega_m (default: the file's)"),
+                      sigma8: Optional[float] = typer.Option(None, help="sigma_8 (default: the file's)"),
+                      resume: bool = typer.Option(False, help="continue an interrupted reconstruction of OUT"),
+                      overwrite: Overwrite = False,
+                      progress: ProgressBar = True):
+    """MAP initial conditions through the differentiable PM (annealed residual smoothing)."""
+    import h5py
+
+    from ..atomic import check_output
+    from ..cosmo import reconstruct as rc
+
+    try:
+        radii = [float(r) for r in anneal.split(",")]
+    except ValueError:
+        raise SkymorphError(f"--anneal {anneal!r}: expected comma-separated radii in cells") from None
+    if noise < 0:
+        raise SkymorphError(f"--noise {noise:g}: must be >= 0")
+    if tracers is not None and not (tracers > 0 and mock):
+        raise SkymorphError("--tracers: needs a positive density and --mock (a given density is not resampled)")
+    figure = out.with_suffix(".png")
+    check_output(out, overwrite or resume)
+    check_output(figure, overwrite or resume)
+    ckpt = out.with_name(out.name + ".ckpt.npz")
+    if ckpt.exists() and not resume:
+        raise SkymorphError(f"{ckpt}: an interrupted reconstruction is there; --resume to continue it or remove it")
+    obs = rc.read_observation(data, box=box, mesh=mesh, particles=particles, steps=pm_steps, Omega_m=omega_m,
+                              sigma8=sigma8)
+    window = None if mask is None else rc.read_mask(mask, obs.mesh)
+    if mock:
+        obs = rc.mock_observation(obs, noise, tracers, window, seed)
+    else:
+        obs.sigma, obs.mask = noise, window
+    rec = rc.reconstruct(obs, optimizer, radii, iterations, start, lr, ckpt, progress)
+    path = rc.write_reconstruction(out, obs, rec, overwrite=True)
+    rc.plot_reconstruction(path, figure, overwrite=True)
+    ckpt.unlink(missing_ok=True)
+    line = f"wrote {path} and {figure}: {len(rec.history)} forward+backward passes, {rec.seconds:.0f} s"
+    with h5py.File(path, "r") as f:
+        if "metrics/r_initial" in f:
+            k, r = f["metrics/k"][()], f["metrics/r_initial"][()]
+            line += "; initial r(k) " + ", ".join(f"{r[i]:.2f} at {k[i]:.2f}" for i in
+                                                   sorted({int(abs(k - q).argmin()) for q in (0.1, 0.2, 0.4)}))
+    typer.echo(line + " h/Mpc")
+
+
 @lensing_app.command("maps")
 @friendly
 def lensing_maps(out: Path = typer.Option(..., help="output map file (.h5); chunks go to OUT.parts/ until done"),

@@ -13,7 +13,9 @@ from functools import lru_cache
 
 import torch
 
-__all__ = ["wavenumbers", "cic_stencil", "cic_paint", "cic_readout", "force_components", "gravity",
+from skymorph.cosmo import kernels
+
+__all__ = ["wavenumbers", "cic_paint", "cic_readout", "gravity",
            "power_spectrum_3d", "linear_field"]
 
 
@@ -25,10 +27,9 @@ def wavenumbers(n: int, box: float, device=None, dtype=torch.float32):
     return k.view(n, 1, 1), k.view(1, n, 1), kz.view(1, 1, -1)
 
 
-def cic_stencil(pos: torch.Tensor, n: int, box: float):
-    """Flat mesh indices (8, P) and CIC weights (8, P) of the 8 cells around each position; pass it
-    to :func:`cic_paint` and :func:`cic_readout` to share it between painting and reading out.
-    Corner-major layout, so that every operation runs on contiguous (P,) rows."""
+def _cic_stencil(pos: torch.Tensor, n: int, box: float):
+    """Flat mesh indices (8, P) and CIC weights (8, P) of the 8 cells around each position (the
+    scatter/gather route for devices other than the CPU; corner-major, contiguous (P,) rows)."""
     u = (pos * (n / box)).T.contiguous()  # (3, P) in cell units
     f = torch.floor(u.detach())
     t1 = u - f  # differentiable in pos
@@ -45,54 +46,66 @@ def cic_stencil(pos: torch.Tensor, n: int, box: float):
     return flat, w
 
 
-def cic_paint(pos: torch.Tensor, n: int, box: float, weight: torch.Tensor | float = 1.0,
-              stencil=None) -> torch.Tensor:
-    """Cloud-in-cell assignment of particles (``weight`` each, scalar or (P,)) to an n^3 mesh."""
-    flat, w = cic_stencil(pos, n, box) if stencil is None else stencil
+def cic_paint(pos: torch.Tensor, n: int, box: float, weight: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """Cloud-in-cell assignment of particles (``weight`` each, scalar or (P,)) to an n^3 mesh.
+    On the CPU a numba kernel with its adjoint as backward (``kernels.py``), elsewhere torch's scatter."""
+    if pos.device.type == "cpu":
+        return kernels.paint(pos, n, box, torch.as_tensor(weight, dtype=pos.dtype))
+    return _scatter_paint(pos, n, box, weight)
+
+
+def _scatter_paint(pos, n, box, weight):
+    flat, w = _cic_stencil(pos, n, box)
     w = w * weight
     out = torch.zeros(n**3, dtype=w.dtype, device=w.device)
     return out.scatter_add(0, flat.reshape(-1), w.reshape(-1)).view(n, n, n)
 
 
-def cic_readout(mesh: torch.Tensor, pos: torch.Tensor, box: float, stencil=None) -> torch.Tensor:
+def cic_readout(mesh: torch.Tensor, pos: torch.Tensor, box: float) -> torch.Tensor:
     """CIC interpolation of a mesh (n,n,n) -> (P,) or of stacked meshes (C,n,n,n) -> (P, C)."""
+    if pos.device.type == "cpu":
+        out = kernels.readout(mesh if mesh.ndim == 4 else mesh[None], pos, box)
+        return out if mesh.ndim == 4 else out[:, 0]
+    return _gather_readout(mesh, pos, box)
+
+
+def _gather_readout(mesh, pos, box):
     n = mesh.shape[-1]
-    flat, w = cic_stencil(pos, n, box) if stencil is None else stencil
-    if mesh.ndim == 4:
-        return torch.stack([cic_readout(m, pos, box, (flat, w)) for m in mesh], dim=-1)
-    return (mesh.reshape(-1).index_select(0, flat.reshape(-1)).view(flat.shape) * w).sum(0)
+    flat, w = _cic_stencil(pos, n, box)
+    flat_mesh = mesh.reshape(-1, n**3)
+    out = torch.stack([(m.index_select(0, flat.reshape(-1)).view(flat.shape) * w).sum(0) for m in flat_mesh], -1)
+    return out if mesh.ndim == 4 else out[:, 0]
 
 
 @lru_cache(maxsize=8)
-def _force_kernels(n: int, box: float, device, dtype):
-    """-1/k^2 (zero at k = 0) on the rfftn grid, and the gradient kernels -i K(k_j) shaped to
-    broadcast along axis j, with FastPM's 4th-order finite difference K(k) = (8 sin(k d) -
-    sin(2 k d)) / (6 d) (zero at Nyquist, so the forces stay real)."""
-    d = box / n
+def _inverse_laplacian(n: int, box: float, device, dtype) -> torch.Tensor:
+    """-1/k^2 on the rfftn grid (zero at k = 0)."""
     ks = wavenumbers(n, box, device, dtype)
     k2 = ks[0] ** 2 + ks[1] ** 2 + ks[2] ** 2
-    inv_lap = torch.where(k2 > 0, -1.0 / torch.where(k2 > 0, k2, torch.ones_like(k2)), torch.zeros_like(k2))
-    grads = [-1j * (8.0 * torch.sin(k * d) - torch.sin(2.0 * k * d)) / (6.0 * d) for k in ks]
-    return inv_lap, grads
+    return torch.where(k2 > 0, -1.0 / torch.where(k2 > 0, k2, torch.ones_like(k2)), torch.zeros_like(k2))
 
 
-def force_components(delta: torch.Tensor, box: float):
-    """The three meshes of :func:`gravity`, one at a time (one complex half-mesh in memory)."""
-    n = delta.shape[-1]
-    inv_lap, grads = _force_kernels(n, float(box), delta.device, delta.dtype)
-    phi = torch.fft.rfftn(delta) * inv_lap
-    for g in grads:
-        yield torch.fft.irfftn(phi * g, s=(n, n, n))
+def _fd_force_torch(phi: torch.Tensor, box: float) -> torch.Tensor:
+    """-grad phi by the 4th-order difference with torch.roll (devices other than the CPU)."""
+    c = phi.shape[-1] / (12.0 * box)
+    return torch.stack([-c * (8.0 * (phi.roll(-1, j) - phi.roll(1, j)) - (phi.roll(-2, j) - phi.roll(2, j)))
+                        for j in range(3)])
 
 
 def gravity(delta: torch.Tensor, box: float) -> torch.Tensor:
     """Force field F = -grad phi with laplacian(phi) = delta, as meshes (3, n, n, n) in units of
     delta x Mpc/h (multiply by 3/2 Omega_m / a for the comoving peculiar acceleration in
-    H0^2 Mpc/h). Exact -1/k^2 Green's function (k = 0 dropped) and the 4th-order finite-difference
-    gradient of FastPM and JaxPM: with CIC paint and readout a single particle's force is within
-    ~5% of the periodic (Ewald) 1/r^2 force from 4 cells out to half the box; the exact i k
-    gradient rings (errors up to 100% at some separations) and is not offered."""
-    return torch.stack(list(force_components(delta, box)))
+    H0^2 Mpc/h). Exact -1/k^2 Green's function (k = 0 dropped) and FastPM's and JaxPM's 4th-order
+    finite-difference gradient, K(k) = (8 sin(k d) - sin(2 k d)) / (6 d) in Fourier space, taken in
+    real space (one inverse FFT, ``kernels.py``): with CIC paint and readout a single particle's
+    force is within ~5% of the periodic (Ewald) 1/r^2 force from 4 cells out to half the box; the
+    exact i k gradient rings (errors up to 100% at some separations) and is not offered."""
+    n = delta.shape[-1]
+    inv_lap = _inverse_laplacian(n, float(box), delta.device, delta.dtype)
+    if delta.device.type == "cpu":
+        return kernels.gravity(delta, inv_lap.numpy(), box)
+    phi = torch.fft.irfftn(torch.fft.rfftn(delta) * inv_lap, s=(n, n, n))
+    return _fd_force_torch(phi, box)
 
 
 def _cic_window(n: int, box: float, device, dtype) -> torch.Tensor:

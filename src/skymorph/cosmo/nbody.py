@@ -24,7 +24,7 @@ import torch
 
 from skymorph.cosmo.linear import (Cosmology, growth_factor, growth_factor_2, growth_rate, growth_rate_2,
                                    hubble_e, linear_power, momentum_growth)
-from skymorph.cosmo.mesh import cic_paint, cic_readout, cic_stencil, force_components, linear_field, wavenumbers
+from skymorph.cosmo.mesh import cic_paint, cic_readout, gravity, linear_field, wavenumbers
 from skymorph.errors import ConfigError
 
 __all__ = ["Snapshot", "lattice", "lpt", "simulate", "check_memory"]
@@ -106,17 +106,21 @@ def _available_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def check_memory(mesh: int, particles: int, steps: int, n_out: int, keep_particles: bool,
+def check_memory(mesh: int, particles: int, n_out: int, keep_particles: bool,
                  itemsize: int = 4, with_grad: bool = False) -> int:
     """Estimated peak bytes of :func:`simulate`; raises ConfigError when it exceeds the available
-    memory. With ``with_grad`` every step's mesh and particle tensors are kept for backpropagation."""
+    memory. With ``with_grad`` the reverse-time adjoint holds one step's force graph and, per
+    output, the particle state: the need does not grow with ``steps``."""
     cells, npart = mesh**3, particles**3
-    step = cells * itemsize * 14 + npart * itemsize * 40  # FFT buffers, 3 force meshes, CIC stencils
+    step = cells * itemsize * 12 + npart * itemsize * 24  # FFT buffers, 3 force meshes, particle state
     snap = cells * itemsize + (npart * 6 * itemsize if keep_particles else 0)
-    need = step * (steps + 1 if with_grad else 1) + snap * n_out
+    if with_grad:
+        snap += npart * 9 * itemsize
+    need = step * (2 if with_grad else 1) + snap * n_out
     have = _available_bytes()
     if need > have:
-        raise ConfigError(f"mesh {mesh}^3 with {particles}^3 particles, {steps} steps and {n_out} outputs needs "
+        what = "a gradient through " if with_grad else ""
+        raise ConfigError(f"{what}mesh {mesh}^3 with {particles}^3 particles and {n_out} outputs needs "
                           f"~{need / 2**30:.1f} GiB; only {have / 2**30:.1f} GiB available")
     return need
 
@@ -164,21 +168,14 @@ def simulate(noise: torch.Tensor, box: float, cosmo: Cosmology, mesh: int | None
         raise ConfigError(f"output scale factor {a_out[-1]} beyond a = 1")
     grad = torch.is_grad_enabled() and (noise.requires_grad or any(
         isinstance(p, torch.Tensor) and p.requires_grad for p in (cosmo.Omega_m, cosmo.sigma8)))
-    check_memory(mesh, n, steps, len(a_out), keep_particles, noise.element_size(), grad)
+    check_memory(mesh, n, len(a_out), keep_particles, noise.element_size(), grad)
 
     dt = noise.dtype
     weight = (mesh / n) ** 3  # mean density 1 on the mesh
     delta_lin = linear_field(noise, box, lambda k: linear_power(k, cosmo))
     disp, p = lpt(delta_lin, box, cosmo, a_init, lpt_order)
     x = lattice(n, box, noise.device, dt) + disp
-
-    def density(pos, stencil=None):
-        return cic_paint(pos, mesh, box, weight, stencil) - 1.0
-
-    def density_force(pos):
-        stencil = cic_stencil(pos, mesh, box)
-        delta = density(pos, stencil)
-        return delta, torch.stack([cic_readout(fc, pos, box, stencil) for fc in force_components(delta, box)], -1)
+    pm = _Forces(mesh, float(box), weight)
 
     def d(a):
         return growth_factor(a, cosmo).to(dt)
@@ -190,29 +187,101 @@ def simulate(noise: torch.Tensor, box: float, cosmo: Cosmology, mesh: int | None
         return Snapshot(a, delta, pos if keep_particles else None, mom if keep_particles else None)
 
     edges = torch.linspace(a_init, a_out[-1], steps + 1, dtype=torch.float64).tolist()
-    todo = list(a_out)
+    # per step: kick a0 -> ac, drift a0 -> a1, kick ac -> a1 (growth-aware factors, module docstring)
+    growth = [(d(a0), gp(a0), gp(0.5 * (a0 + a1)), d(a1), gp(a1)) for a0, a1 in zip(edges[:-1], edges[1:])]
+    coefs = torch.stack([torch.stack([(gc - g0) / d0, (d1 - d0) / gc, (g1 - gc) / d1])
+                         for d0, g0, gc, d1, g1 in growth])
+    # which step each output needs: after step j (output at edge j) or within step j (between edges)
+    stops = []
+    for a in a_out:
+        j = min(range(steps + 1), key=lambda i: abs(edges[i] - a))
+        if not math.isclose(a, edges[j], rel_tol=1e-9) and edges[j] > a:
+            j -= 1
+        stops.append(j)
     out = []
-    delta, f = density_force(x)
-    while todo and math.isclose(todo[0], edges[0], rel_tol=1e-9):
-        out.append(snap(todo.pop(0), delta, x, p))
-
-    from rich.progress import track
-
-    d1, g1 = d(edges[0]), gp(edges[0])
-    for i in track(range(steps), description="PM steps", disable=not progress, transient=True):
-        a1 = edges[i + 1]
-        d0, g0 = d1, g1  # growth at a0, from the previous step
-        gc = gp(0.5 * (edges[i] + a1))
-        d1, g1 = d(a1), gp(a1)
-        p_half = p + f * ((gc - g0) / d0)
-        drift = p_half / gc
-        while todo and todo[0] < a1 and not math.isclose(todo[0], a1, rel_tol=1e-9):
-            a = todo.pop(0)
-            xo = x + drift * (d(a) - d0)
-            out.append(snap(a, density(xo), xo, p + f * ((gp(a) - g0) / d0)))
-        x = x + drift * (d1 - d0)
-        delta, f = density_force(x)
-        p = p_half + f * ((g1 - gc) / d1)
-        while todo and math.isclose(todo[0], a1, rel_tol=1e-9):
-            out.append(snap(todo.pop(0), delta, x, p))
+    f = pm.force(x)
+    done = 0
+    for a, j in zip(a_out, stops):
+        if j > done:  # integrate to edge j in one adjoint segment (memory independent of the steps)
+            x, p, f = _Leapfrog.apply(x, p, f, coefs[done:j], pm, progress and done == 0, steps)
+            done = j
+        if math.isclose(a, edges[j], rel_tol=1e-9):
+            out.append(snap(a, pm.density(x), x, p))
+        else:  # between edges j and j + 1: drift and kick from edge j with the same factors
+            d0, g0, gc = growth[j][:3]
+            p_half = p + f * coefs[j, 0]
+            xo = x + p_half / gc * (d(a) - d0)
+            out.append(snap(a, pm.density(xo), xo, p + f * ((gp(a) - g0) / d0)))
     return out
+
+
+class _Forces:
+    """CIC density and PM force at particle positions for one mesh, box and particle weight."""
+
+    def __init__(self, mesh: int, box: float, weight: float):
+        self.mesh, self.box, self.weight = mesh, box, weight
+
+    def density(self, pos):
+        return cic_paint(pos, self.mesh, self.box, self.weight) - 1.0
+
+    def force(self, pos):
+        """F = -grad laplacian^-1 delta at the particles (P, 3), in delta x Mpc/h."""
+        return cic_readout(gravity(self.density(pos), self.box), pos, self.box)
+
+
+class _Leapfrog(torch.autograd.Function):
+    """Kick-drift-kick steps (x, p, f) -> (x', p', f') with per-step factors (k1, dr, k2):
+    p_h = p + k1 f, x' = x + dr p_h, f' = F(x'), p' = p_h + k2 f'.
+
+    The backward pass is the adjoint integrated backwards in time (pmwd, Li+22): the steps are
+    inverted exactly in exact arithmetic (p_h = p' - k2 f', x = x' - dr p_h, p = p_h - k1 F(x)), so
+    nothing per step is stored and the memory of a gradient through any number of steps is that
+    of one step. Each reverse step costs one force evaluation with its autograd graph (at x, reused
+    for the vector-Jacobian product of the previous step) and its backward pass."""
+
+    @staticmethod
+    def forward(ctx, x, p, f, coefs, pm, progress, total):
+        from rich.progress import track
+
+        for k1, dr, k2 in track(coefs.detach(), description="PM steps", disable=not progress, transient=True,
+                                total=total):
+            p = p + k1 * f
+            x = x + dr * p
+            f = pm.force(x)
+            p = p + k2 * f
+        ctx.save_for_backward(x, p, f, coefs)
+        ctx.pm = pm
+        return x, p, f
+
+    @staticmethod
+    def backward(ctx, gx, gp, gf):
+        x, p, f, coefs = ctx.saved_tensors
+        pm = ctx.pm
+        zero = torch.zeros_like(x)
+        gx, gp, gf = (zero if g is None else g for g in (gx, gp, gf))
+        g_coefs = torch.zeros_like(coefs)
+        cf = coefs.detach()
+
+        def force_graph(pos, graph=True):
+            with torch.set_grad_enabled(graph):
+                leaf = pos.detach().requires_grad_(graph)
+                return leaf, pm.force(leaf)
+
+        leaf, f_graph = force_graph(x)
+        for s in range(len(cf) - 1, -1, -1):
+            k1, dr, k2 = cf[s]
+            # cotangent of F(x') with x' the step's output; p' = p_h + k2 f'
+            g_force = gf + k2 * gp
+            gx = gx + torch.autograd.grad(f_graph, leaf, g_force)[0]
+            p_half = p - k2 * f
+            g_half = gp + dr * gx
+            g_coefs[s, 2] = (gp * f).sum()
+            g_coefs[s, 1] = (gx * p_half).sum()
+            # reverse the step: x = x' - dr p_h; f = F(x) (its graph serves the step before); p = p_h - k1 f
+            x = x - dr * p_half
+            leaf, f_graph = force_graph(x, graph=s > 0)
+            f = f_graph.detach()
+            p = p_half - k1 * f
+            g_coefs[s, 0] = (g_half * f).sum()
+            gp, gf = g_half, k1 * g_half
+        return gx, gp, gf, g_coefs, None, None, None

@@ -2,7 +2,9 @@
 convergence-map sets (HDF5, written atomically; an existing output needs ``overwrite=True``).
 
 ``sim.h5``: ``/a`` (n_out,); ``/density`` (n_out, N, N, N) float32 density contrast on the PM
-mesh; ``/particles/pos`` (P, 3) comoving Mpc/h in [0, box) and ``/particles/vel`` (P, 3) peculiar
+mesh; ``/initial/noise`` (P^(1/3),)*3 the unit white noise the run started from and
+``/initial/linear`` its linear density contrast at a = 1 on the particle lattice (the truth a
+reconstruction is judged against); ``/particles/pos`` (P, 3) comoving Mpc/h in [0, box) and ``/particles/vel`` (P, 3) peculiar
 velocity in km/s, both at the last scale factor; attributes: box (Mpc/h), mesh, particles, steps,
 a_init, seed and the cosmology.
 
@@ -46,7 +48,7 @@ from skymorph.cosmo.lensing import comoving_distance, ks_forward, shape_noise_st
 from skymorph.cosmo.lightcone import convergence_map, lens_planes
 from skymorph.cosmo.lognormal import SHIFT_MODEL, lognormal_maps, shift_parameter
 from skymorph.cosmo.linear import Cosmology, growth_factor, linear_power
-from skymorph.cosmo.mesh import power_spectrum_3d
+from skymorph.cosmo.mesh import linear_field, power_spectrum_3d
 from skymorph.cosmo.nbody import check_memory, simulate
 from skymorph.atomic import check_output
 from skymorph.errors import ConfigError, InputError, Interrupted, SkymorphError
@@ -95,12 +97,14 @@ def run_simulation(out, cosmo: Cosmology, mesh: int = 64, box: float = 256.0, st
     _check_grid(mesh, particles, box, steps)
     out = check_output(out, overwrite)
     a_out = sorted(float(a) for a in a_out)
-    check_memory(mesh, particles, steps, len(a_out), True)
+    check_memory(mesh, particles, len(a_out), True)
+    noise = _noise(np.random.default_rng(seed), particles)
     with torch.no_grad():
-        snaps = simulate(_noise(np.random.default_rng(seed), particles), box, cosmo, mesh, steps, a_init, a_out,
-                         progress=progress)
+        snaps = simulate(noise, box, cosmo, mesh, steps, a_init, a_out, progress=progress)
+        linear = linear_field(noise, box, lambda k: linear_power(k, cosmo))
     last = snaps[-1]
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        write_initial(f, noise.numpy(), linear.numpy())
         f["a"] = np.array([s.a for s in snaps])
         f.create_dataset("density", data=np.stack([s.delta.numpy() for s in snaps]).astype(np.float32),
                          chunks=(1, mesh, mesh, mesh))
@@ -111,6 +115,16 @@ def run_simulation(out, cosmo: Cosmology, mesh: int = 64, box: float = 256.0, st
                         "seed": seed, "density_unit": "density contrast delta", **cosmo.params(),
                         "provenance": json.dumps(provenance())})
     return out
+
+
+def write_initial(f: h5py.File, noise: np.ndarray, linear: np.ndarray) -> None:
+    """``/initial/noise`` (the unit white noise on the particle lattice the run started from) and
+    ``/initial/linear`` (its linear density contrast at a = 1, D = 1), float32."""
+    g = f.create_group("initial")
+    g["noise"] = noise.astype(np.float32)
+    g["linear"] = linear.astype(np.float32)
+    g.attrs.update({"noise_unit": "unit-variance white noise per particle-lattice cell",
+                    "linear_unit": "linear density contrast at a = 1 (growth D = 1)"})
 
 
 def _read_sim(path):
@@ -321,7 +335,7 @@ def make_kappa_maps(out, omega_m, sigma8, n_maps: int = 1, field_deg: float = 5.
         if width > box:
             raise ConfigError(f"a {field_deg} deg field is {width:.0f} Mpc/h wide half-way to the source, more than "
                               f"the {box:g} Mpc/h box: use a larger --box or a smaller field")
-        check_memory(mesh, mesh, steps, len(planes.a), False)
+        check_memory(mesh, mesh, len(planes.a), False)
     else:
         shift_parameter(z_source, om_lo)
         comoving_distance(z_source, Cosmology(om_lo, s8_lo))  # the redshift is inside the distance tables
