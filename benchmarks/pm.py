@@ -138,7 +138,7 @@ def _agreement(n_part, mesh, steps, threads, use_jax, queue):
             fj = jforce(xj)
             pj = pj + k2 * fj
         ds = cic_paint(xs, mesh, BOX, weight) - 1.0
-        dj = cic_paint(torch.from_numpy(np.asarray(xj)), mesh, BOX, weight) - 1.0
+        dj = cic_paint(torch.from_numpy(np.array(xj)), mesh, BOX, weight) - 1.0
     queue.put(float((ds - dj).pow(2).mean().sqrt() / ds.pow(2).mean().sqrt()))
 
 

@@ -116,6 +116,72 @@ def cosmo_reconstruct(data: Path = typer.Option(..., help="observed final densit
     typer.echo(line + " h/Mpc")
 
 
+ldl_app = typer.Typer(help="Lagrangian Deep Learning: physical displacement layers on PM particles.",
+                      no_args_is_help=True)
+cosmo_app.add_typer(ldl_app, name="ldl")
+
+
+@ldl_app.command("fit")
+@friendly
+def ldl_fit(input: Path = typer.Option(..., help="'cosmo sim' output whose final particles are moved"),
+            target: Path = typer.Option(..., help="file with the target field on the LDL mesh (/density)"),
+            out: Path = typer.Option(..., help="output folder: ldl.json, metrics.json, ldl.png"),
+            target_dataset: str = typer.Option("density", help="the target file's mesh dataset"),
+            target_kind: Literal["matter", "field"] = typer.Option("matter", help="matter: the displaced "
+                                                                   "particles' overdensity; field: plus the "
+                                                                   "ReLU output layer"),
+            layers: int = typer.Option(1, help="displacement layers (5 parameters each)"),
+            loss: Optional[Literal["l1", "l2"]] = typer.Option(None, help="residual norm (default l2 for matter, "
+                                                                         "l1 for a field)"),
+            n_loss: float = typer.Option(1.0, help="residual filter 1 + k^-n_loss (large scales weighted up)"),
+            max_iter: int = typer.Option(100, help="L-BFGS-B iterations"),
+            mesh: Optional[int] = typer.Option(None, help="LDL mesh (default: the target's; must match it)"),
+            test_input: Optional[Path] = typer.Option(None, help="an independent seed's input, to judge on"),
+            test_target: Optional[Path] = typer.Option(None, help="the independent seed's target"),
+            overwrite: Overwrite = False):
+    """Fit LDL layers moving INPUT's particles towards TARGET's field (test sub-cube held out)."""
+    from ..cosmo import ldl
+
+    if (test_input is None) != (test_target is None):
+        raise SkymorphError("--test-input and --test-target go together")
+    if out.exists() and not overwrite:
+        raise SkymorphError(f"{out}: output exists (use --overwrite to replace it)")
+
+    def pair(inp, tgt):
+        pos, box, input_mesh = ldl.read_particles(inp)
+        field, tbox = ldl.read_target(tgt, target_dataset)
+        if not abs(box - tbox) <= 1e-6 * box:
+            raise SkymorphError(f"{tgt}: box {tbox:g} Mpc/h, the input {inp} has {box:g} Mpc/h")
+        want = mesh if mesh is not None else field.shape[0]
+        if field.shape[0] != want:
+            raise SkymorphError(f"{tgt}: /{target_dataset} is {field.shape[0]}^3, the LDL mesh is {want}^3 (--mesh)")
+        return pos, field, box, input_mesh
+
+    pos, field, box, input_mesh = pair(input, target)
+    model = ldl.fit(pos, field, box, layers, target_kind, loss, n_loss, max_iter)
+    out.mkdir(parents=True, exist_ok=True)
+    model.record.update({"input": str(input), "target": str(target), "input_mesh": input_mesh})
+    metrics = {"test_region": ldl.judge(model, pos, field, box, region=True)}
+    if test_input is not None:
+        metrics["independent_seed"] = ldl.judge(model, *pair(test_input, test_target)[:3])
+    model.save(out)
+    typer.echo(ldl.write_metrics(out, metrics, model))
+
+
+@ldl_app.command("apply")
+@friendly
+def ldl_apply(model: Path = typer.Argument(..., help="folder of 'cosmo ldl fit'"),
+              input: Path = typer.Option(..., help="'cosmo sim' output whose final particles are moved"),
+              out: Path = typer.Option(..., help="output field (.h5, /density as 'cosmo sim' writes it)"),
+              overwrite: Overwrite = False):
+    """Paint INPUT's particles through fitted LDL layers."""
+    from ..cosmo import ldl
+
+    fitted = ldl.LDLModel.load(model)
+    pos, box, _ = ldl.read_particles(input)
+    typer.echo(f"wrote {ldl.write_field(out, ldl.apply(fitted, pos, box, input), fitted, input, overwrite)}")
+
+
 @lensing_app.command("maps")
 @friendly
 def lensing_maps(out: Path = typer.Option(..., help="output map file (.h5); chunks go to OUT.parts/ until done"),
