@@ -220,11 +220,12 @@ class Reconstruction:
 
 
 def reconstruct(obs: Observation, optimizer: str = "lbfgs", anneal=(1.0, 0.5, 0.0), iterations: int = 50,
-                start: str = "zero", lr: float = 0.1, checkpoint: Path | None = None,
-                progress: bool = False) -> Reconstruction:
+                start: str = "zero", lr: float = 0.03, checkpoint: Path | None = None,
+                progress: bool = False, monitor=None) -> Reconstruction:
     """MAP white noise of ``obs`` (module docstring): ``iterations`` L-BFGS iterations or Adam steps
     per annealing stage (smoothing radii in cells). With ``checkpoint`` the state after each stage is
-    saved there (npz, read as data) and a rerun continues after the last finished stage."""
+    saved there (npz, read as data) and a rerun continues after the last finished stage.
+    ``monitor(z, history)``, if given, is called after every pass (benchmarks/reconstruct.py)."""
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"--optimizer {optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
     if start not in STARTS:
@@ -266,6 +267,8 @@ def reconstruct(obs: Observation, optimizer: str = "lbfgs", anneal=(1.0, 0.5, 0.
             if torch.is_grad_enabled():
                 loss.backward()
             history.append((len(history) + 1, stage, anneal[stage], loss.item()))
+            if monitor is not None:
+                monitor(z.detach(), history)
             return loss
 
         if optimizer == "lbfgs":
