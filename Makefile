@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/diffusion.py
 	$(BIN)/python benchmarks/pm.py --steps 3 --repeat 1   # JaxPM reference: pip install -e ".[bench]"
+	$(BIN)/python benchmarks/reconstruct.py
 
 clean:
 	rm -rf $(VENV) $(DEMO)

@@ -49,7 +49,7 @@ def main():
           f"cell, {args.iterations} iterations per stage, {args.threads} thread(s)")
     print(f"{'optimiser':>9} {'start':>6} {'passes to r(0.2)=0.9':>21} {'s to r(0.2)=0.9':>16} {'passes':>7} "
           f"{'s':>6} {'r(0.2)':>7} {'r(0.4)':>7}")
-    for optimizer, start, lr in (("lbfgs", "zero", 0.0), ("lbfgs", "wiener", 0.0), ("adam", "zero", 0.03)):
+    for optimizer, start in (("lbfgs", "zero"), ("lbfgs", "wiener"), ("adam", "zero")):
         reached = {}
         t0 = time.perf_counter()
 
@@ -60,7 +60,7 @@ def main():
             if r_at(lin, truth, obs.box, [0.2])[0] >= 0.9:
                 reached.update({"pass": len(history), "s": time.perf_counter() - t0})
 
-        rec = rc.reconstruct(obs, optimizer, (1.0, 0.5, 0.0), args.iterations, start, lr, monitor=monitor)
+        rec = rc.reconstruct(obs, optimizer, (1.0, 0.5, 0.0), args.iterations, start, monitor=monitor)
         total = time.perf_counter() - t0
         r2, r4 = r_at(rec.linear, truth, obs.box, [0.2, 0.4])
         print(f"{optimizer:>9} {start:>6} {reached.get('pass', 'never'):>21} "

@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 from skymorph.cli import app
 
 README = Path(__file__).parent.parent / "README.md"
-SECTIONS = ("## A tour", "## The physics wing", "### Mass mapping", "## Inference")  # heading starts
-RULES = [(r"--galaxies \d+", "--galaxies 5"), (r"--particles \d+", "--particles 300"), (r"--size 64", "--size 32"),
+SECTIONS = ("## A tour", "## The physics wing", "### Through the gradients", "### Mass mapping", "## Inference")  # heading starts
+RULES = [(r"--galaxies \d+", "--galaxies 5"), (r"--particles 10000", "--particles 300"),
+         (r"--mesh 128 --particles 64", "--mesh 32 --particles 16"), (r"--size 64", "--size 32"),
          (r"--rotations 3", "--rotations 2"), (r"--workers 2", "--workers 1"), (r"--max-minutes [\d.]+", "--max-epochs 1"),
          (r"--max-epochs 200", "--max-epochs 2"), (r"--steps 1,2,5,10,20,50,100,1000", "--steps 1,2"),
          (r"--samples (8|16)", "--samples 2"), (r"--n-maps 640", "--n-maps 8"), (r"--n-maps (64|100)", "--n-maps 3"),

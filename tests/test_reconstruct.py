@@ -202,6 +202,7 @@ def test_cli_reconstruct_writes_fields_metrics_and_figure(sim16, tmp_path):
     (["--tracers", "1", "--no-mock"], "--tracers"),
     (["--optimizer", "sgd"], "sgd"),
     (["--anneal", "1,x"], "--anneal"),
+    (["--lr", "0.1"], "applies to --optimizer adam only"),
     (["--no-mock", "--noise", "0"], "noise level must be positive"),
 ])
 def test_cli_reconstruct_bad_input_is_one_clear_line(sim16, tmp_path, args, message):

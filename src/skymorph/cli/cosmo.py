@@ -64,7 +64,7 @@ def cosmo_reconstruct(data: Path = typer.Option(..., help="observed final densit
                       anneal: str = typer.Option("1,0.5,0", help="residual smoothing radii in cells, one "
                                                                  "optimisation stage each"),
                       iterations: int = typer.Option(40, help="L-BFGS iterations or Adam steps per stage"),
-                      lr: float = typer.Option(0.03, help="Adam learning rate (0.1 diverged on 32^3 mocks)"),
+                      lr: Optional[float] = typer.Option(None, help="Adam's learning rate (default 0.03)"),
                       start: Literal["zero", "wiener"] = typer.Option("zero", help="starting white noise"),
                       seed: int = typer.Option(0, help="seed of the mock's noise and tracers"),
                       box: Optional[float] = typer.Option(None, help="forward model box, Mpc/h (default: the file's)"),
