@@ -78,7 +78,7 @@ def test_fit_recovers_a_known_layer_and_its_gradient_is_right(particles):
     filt = ldl._loss_filter(MESH, BOX, 1.0)
 
     def loss(x):
-        layers, _ = ldl._unpack(x, 1, "matter")
+        layers, _ = ldl.unpack_parameters(x, 1, "matter")
         r = ldl._residual(ldl.forward(p, layers, None, MESH, BOX), t, filt)
         return (r**2).sum()
 

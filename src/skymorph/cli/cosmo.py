@@ -182,6 +182,37 @@ def ldl_apply(model: Path = typer.Argument(..., help="folder of 'cosmo ldl fit'"
     typer.echo(f"wrote {ldl.write_field(out, ldl.apply(fitted, pos, box, input), fitted, input, overwrite)}")
 
 
+@ldl_app.command("galaxies")
+@friendly
+def ldl_galaxies(data: Path = typer.Option(..., help="map store whose source cutouts hold the DM particles"),
+                 target: str = typer.Option(..., help="domain to paint from the dark matter (e.g. star, gas)"),
+                 out: Path = typer.Option(..., help="output folder: ldl.json, results.md, results.json"),
+                 layers: int = typer.Option(2, help="displacement layers (5 parameters each) before the output "
+                                                    "layer (3)"),
+                 fit_galaxies: int = typer.Option(48, help="train galaxies fitted, one view each"),
+                 n_loss: float = typer.Option(1.0, help="residual filter 1 + (k/k_f)^-n_loss"),
+                 max_iter: int = typer.Option(50, help="L-BFGS-B iterations"),
+                 against: str = typer.Option("", help="comma-separated trained dm -> TARGET run folders to "
+                                                      "judge beside (e.g. a U-Net)"),
+                 seed: int = typer.Option(0, help="bootstrap seed"),
+                 overwrite: Overwrite = False):
+    """LDL layers paint TARGET from each galaxy's DM particles; fitted on train, judged on test."""
+    from ..evaluate import ldl_galaxies as lg
+
+    if out.exists() and not overwrite:
+        raise SkymorphError(f"{out}: output exists (use --overwrite to replace it)")
+    if layers < 1 or fit_galaxies < 1 or max_iter < 1:
+        raise SkymorphError("--layers, --fit-galaxies and --max-iter must be positive")
+    runs = [Path(r) for r in against.split(",") if r]
+    for r in runs:
+        if not r.is_dir():
+            raise SkymorphError(f"--against {r}: no such run folder")
+    model = lg.fit_galaxies(lg.load_views(data, target, "train", fit_galaxies), layers, n_loss, max_iter)
+    result = lg.compare(model, lg.load_views(data, target, "test"), data, runs, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    typer.echo(lg.write_comparison(out, result, model))
+
+
 @lensing_app.command("maps")
 @friendly
 def lensing_maps(out: Path = typer.Option(..., help="output map file (.h5); chunks go to OUT.parts/ until done"),

@@ -131,10 +131,15 @@ def _kmag(mesh, box):
     return kx, ky, kz, torch.sqrt(kx**2 + ky**2 + kz**2)
 
 
-def displace(pos: torch.Tensor, layer: dict, mesh: int, box: float) -> torch.Tensor:
-    """One displacement layer (module docstring); pos (P, 3) Mpc/h, parameters tensors or floats."""
-    weight = mesh**3 / pos.shape[0]
-    delta = cic_paint(pos, mesh, box, weight) - 1.0
+def _weight(pos, mesh, weight):
+    """Per-particle paint weights making the mesh 1 + delta: equal ones (mean 1) unless given."""
+    return mesh**3 / pos.shape[0] if weight is None else weight
+
+
+def displace(pos: torch.Tensor, layer: dict, mesh: int, box: float, weight=None) -> torch.Tensor:
+    """One displacement layer (module docstring); pos (P, 3) in box units, parameters tensors or
+    floats; ``weight`` (P,) paints 1 + delta in the caller's units (default: mean density 1)."""
+    delta = cic_paint(pos, mesh, box, _weight(pos, mesh, weight)) - 1.0
     source = torch.clamp_min(1.0 + delta, 1e-8) ** layer["gamma"]
     kx, ky, kz, k = _kmag(mesh, box)
     safe = torch.where(k > 0, k, torch.ones_like(k))
@@ -145,11 +150,12 @@ def displace(pos: torch.Tensor, layer: dict, mesh: int, box: float) -> torch.Ten
     return pos + layer["alpha"] * cic_readout(grads, pos, box)
 
 
-def forward(pos: torch.Tensor, layers: list, output: dict | None, mesh: int, box: float) -> torch.Tensor:
+def forward(pos: torch.Tensor, layers: list, output: dict | None, mesh: int, box: float,
+            weight=None) -> torch.Tensor:
     """The LDL field on the mesh: the displaced particles' overdensity, or the output layer's field."""
     for layer in layers:
-        pos = displace(pos, layer, mesh, box)
-    delta = cic_paint(pos, mesh, box, mesh**3 / pos.shape[0]) - 1.0
+        pos = displace(pos, layer, mesh, box, weight)
+    delta = cic_paint(pos, mesh, box, _weight(pos, mesh, weight)) - 1.0
     if output is None:
         return delta
     return torch.relu(output["b1"] * torch.clamp_min(1.0 + delta, 1e-8) ** output["mu"] + output["b0"])
@@ -165,7 +171,7 @@ def _residual(model_field, target, filt):
     return torch.fft.irfftn(torch.fft.rfftn(model_field - target) * filt, s=(n,) * 3)
 
 
-def _start(mesh: int, box: float, n_layers: int, target: str, target_mean: float):
+def start_point(mesh: int, box: float, n_layers: int, target: str, target_mean: float):
     """LDL's start (alpha, gamma, n) = (0.001, 0.5, 0) with its k_h = 1, k_l = 8 h/Mpc (set for
     TNG300's resolution) replaced by the mesh's k_h = k_f and k_l = k_Nyq; output (mean, 1, 0)."""
     k_f, k_nyq = 2 * math.pi / box, math.pi * mesh / box
@@ -176,7 +182,7 @@ def _start(mesh: int, box: float, n_layers: int, target: str, target_mean: float
     return x0
 
 
-def _bounds(mesh: int, box: float, n_layers: int, target: str):
+def parameter_bounds(mesh: int, box: float, n_layers: int, target: str):
     k_max = 2 * math.pi * mesh / box
     b = [(None, None), (0.05, 2.0), (0.03, k_max), (0.03, k_max), (-4.5, 4.5)] * n_layers
     if target == "field":
@@ -184,7 +190,7 @@ def _bounds(mesh: int, box: float, n_layers: int, target: str):
     return b
 
 
-def _unpack(x, n_layers, target):
+def unpack_parameters(x, n_layers, target):
     layers = [dict(zip(LAYER_PARAMS, x[5 * i:5 * i + 5])) for i in range(n_layers)]
     output = dict(zip(OUTPUT_PARAMS, x[5 * n_layers:5 * n_layers + 3])) if target == "field" else None
     return layers, output
@@ -212,17 +218,17 @@ def fit(pos: np.ndarray, target_field: np.ndarray, box: float, n_layers: int = 1
 
     def objective(x):
         xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-        layers, output = _unpack(xt, n_layers, target)
+        layers, output = unpack_parameters(xt, n_layers, target)
         r = _residual(forward(p, layers, output, mesh, box), t, filt) * train
         val = (r.abs().sum() if loss == "l1" else (r**2).sum()) / norm
         val.backward()
         history.append(val.item())
         return val.item(), xt.grad.numpy().copy()
 
-    x0 = _start(mesh, box, n_layers, target, float(target_field.mean()))
-    res = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=_bounds(mesh, box, n_layers, target),
+    x0 = start_point(mesh, box, n_layers, target, float(target_field.mean()))
+    res = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=parameter_bounds(mesh, box, n_layers, target),
                    options={"maxiter": max_iter})
-    layers, output = _unpack([float(v) for v in res.x], n_layers, target)
+    layers, output = unpack_parameters([float(v) for v in res.x], n_layers, target)
     record = {"loss": loss, "n_loss": n_loss, "start": x0, "final_loss": float(res.fun), "start_loss": history[0],
               "evaluations": len(history), "iterations": int(res.nit), "message": str(res.message),
               "target_kind": target, "test_region": "corner sub-cube [0, box/2)^3, never in the fit"}
