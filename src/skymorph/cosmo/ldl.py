@@ -186,7 +186,7 @@ def parameter_bounds(mesh: int, box: float, n_layers: int, target: str):
     k_max = 2 * math.pi * mesh / box
     b = [(None, None), (0.05, 2.0), (0.03, k_max), (0.03, k_max), (-4.5, 4.5)] * n_layers
     if target == "field":
-        b = b + [(None, None), (0.05, 5.0), (None, None)]
+        b = b + [(0.0, None), (0.05, 5.0), (None, None)]  # b1 >= 0: the field grows with density
     return b
 
 

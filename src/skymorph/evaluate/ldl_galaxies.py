@@ -11,9 +11,10 @@ density of the train views (Msun/kpc^3). Layers move the particles; the output l
 F = ReLU(b1 (rho'/rho_ref)^mu + b0) is a density in units of rho_ref; the map is its sum along the
 line of sight times rho_ref times the cell depth (Msun/kpc^2), rows along +y as the store's maps.
 
-Loss: LDL's L1 of the residual filtered by 1 + (k / k_f)^-n (k_f the map's fundamental), here of
-the maps in the store's normalised (log-standardised) space, where the translators are trained;
-summed over ``fit_views`` train views (one per galaxy, the first by galaxy id). L-BFGS-B with
+Loss: LDL's L1 of the residual filtered by 1 + (k / k_f)^-n (k_f the map's fundamental; the mean,
+k = 0, weighted as k_f: unlike matter's delta a field's level must be fitted), on the maps in
+Msun/kpc^2 divided by each view's mean (so that every galaxy weighs alike; in the store's log space
+most star pixels sit at the floor and the fit falls into the dead ReLU of an all-zero map); summed over ``fit_views`` train views (one per galaxy, the first by galaxy id). L-BFGS-B with
 LDL's bounds.
 """
 from __future__ import annotations
@@ -99,7 +100,8 @@ def _filter2d(n: int, n_loss: float) -> torch.Tensor:
     f = torch.fft.fftfreq(n, 1.0 / n, dtype=torch.float64).abs().view(-1, 1)
     fz = torch.fft.rfftfreq(n, 1.0 / n, dtype=torch.float64).view(1, -1)
     k = torch.sqrt(f**2 + fz**2)
-    return torch.where(k > 0, 1.0 + torch.where(k > 0, k, torch.ones_like(k)) ** (-n_loss), torch.zeros_like(k))
+    # the mean (k = 0) is weighted as the fundamental: a field's level is part of the fit
+    return 1.0 + torch.clamp_min(k, 1.0) ** (-n_loss)
 
 
 def fit_galaxies(views: GalaxyViews, n_layers: int = 2, n_loss: float = 1.0, max_iter: int = 50) -> ldl.LDLModel:
@@ -109,29 +111,39 @@ def fit_galaxies(views: GalaxyViews, n_layers: int = 2, n_loss: float = 1.0, max
     n = views.npix
     rho_ref = float(np.median(views.rho_mean))
     filt = _filter2d(n, n_loss)
-    norm = views.norm
-    target = torch.from_numpy(norm.forward(views.truth))
+    target = torch.from_numpy(views.truth)
+    level = target.mean(dim=(1, 2))  # each view's mean surface density: galaxies weigh alike
     history = []
 
-    def objective(x):
-        xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    def objective(u):
+        xt = torch.tensor(u * scale, dtype=torch.float64, requires_grad=True)
         layers, output = ldl.unpack_parameters(xt, n_layers, "field")
         total = 0.0
         for i in range(len(views.pos)):
-            pred = (torch.log10(_map(views, i, layers, output, rho_ref) + norm.eps) - norm.mean) / norm.std
-            r = torch.fft.irfft2(torch.fft.rfft2(pred - target[i]) * filt, s=(n, n))
+            pred = _map(views, i, layers, output, rho_ref)
+            r = torch.fft.irfft2(torch.fft.rfft2((pred - target[i]) / level[i]) * filt, s=(n, n))
             val = r.abs().mean() / len(views.pos)
             val.backward()
             total += val.item()
         history.append(total)
-        return total, xt.grad.numpy().copy()
+        return total, xt.grad.numpy() * scale
 
     mean_field = float(np.mean([t.mean() / (2 * h) for t, h in zip(views.truth, views.half_width)])) / rho_ref
     x0 = ldl.start_point(n, 1.0, n_layers, "field", mean_field)
-    res = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=ldl.parameter_bounds(n, 1.0, n_layers, "field"),
+    layers0, output0 = ldl.unpack_parameters(x0, n_layers, "field")
+    with torch.no_grad():  # b1 starts where the maps' masses match, median over the views
+        ratio = [float(_map(views, i, layers0, output0, rho_ref).sum() / target[i].sum()) for i in range(len(target))]
+    x0[-3] /= float(np.median(ratio))
+    # L-BFGS-B in units of each parameter's start (k_h, k_l ~ 10-200, b1 ~ 1e-2, alpha ~ 1e-3):
+    # unscaled, the steps in one swamp the others and the fit stalls at its start
+    scale = np.array([max(abs(v), 1e-2) for v in x0])
+    scale[-1] = scale[-3]  # b0 in units of b1
+    bounds = [(None if lo is None else lo / sc, None if hi is None else hi / sc)
+              for (lo, hi), sc in zip(ldl.parameter_bounds(n, 1.0, n_layers, "field"), scale)]
+    res = minimize(objective, np.asarray(x0) / scale, jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": max_iter})
-    layers, output = ldl.unpack_parameters([float(v) for v in res.x], n_layers, "field")
-    record = {"loss": "l1 of the filtered residual of the normalised maps", "n_loss": n_loss, "start": x0,
+    layers, output = ldl.unpack_parameters([float(v) for v in res.x * scale], n_layers, "field")
+    record = {"loss": "l1 of the filtered residual over each view's mean surface density", "n_loss": n_loss, "start": x0,
               "start_loss": history[0], "final_loss": float(res.fun), "evaluations": len(history),
               "iterations": int(res.nit), "message": str(res.message), "rho_ref_msun_kpc3": rho_ref,
               "fit_views": len(views.pos), "fit_galaxies": int(len(np.unique(views.galaxy))), "units": "cube side"}
