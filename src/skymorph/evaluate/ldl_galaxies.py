@@ -14,8 +14,9 @@ line of sight times rho_ref times the cell depth (Msun/kpc^2), rows along +y as 
 Loss: LDL's L1 of the residual filtered by 1 + (k / k_f)^-n (k_f the map's fundamental; the mean,
 k = 0, weighted as k_f: unlike matter's delta a field's level must be fitted), on the maps in
 Msun/kpc^2 divided by each view's mean (so that every galaxy weighs alike; in the store's log space
-most star pixels sit at the floor and the fit falls into the dead ReLU of an all-zero map); summed over ``fit_views`` train views (one per galaxy, the first by galaxy id). L-BFGS-B with
-LDL's bounds.
+most star pixels sit at the floor and the fit falls into the dead ReLU of an all-zero map); summed
+over one view of each of the first ``limit`` train galaxies. L-BFGS-B with LDL's bounds (b1 >= 0),
+on parameters scaled by their start, b1 started where the maps' masses match.
 """
 from __future__ import annotations
 
