@@ -134,7 +134,8 @@ def test_cli_bad_input(particles, tmp_path):
     def run(*args):
         return runner.invoke(app, ["cosmo", "ldl", "fit", "--input", str(inp), "--out", str(tmp_path / "o"), *args])
 
-    for args, message in [(["--target", str(other_mesh), "--mesh", "16"], "m8.h5: /density is 8^3, the LDL mesh is 16^3"),
+    for args, message in [(["--target", str(other_mesh), "--mesh", "16"],
+                           "m8.h5: /density is 8^3, the LDL mesh is 16^3"),
                           (["--target", str(other_box)], "b.h5: box 64 Mpc/h, the input"),
                           (["--target", str(nan)], "nan.h5: /density has NaN"),
                           (["--target", str(tmp_path / "none.h5")], "none.h5: no such file"),

@@ -4,9 +4,9 @@ convergence-map sets (HDF5, written atomically; an existing output needs ``overw
 ``sim.h5``: ``/a`` (n_out,); ``/density`` (n_out, N, N, N) float32 density contrast on the PM
 mesh; ``/initial/noise`` (P^(1/3),)*3 the unit white noise the run started from and
 ``/initial/linear`` its linear density contrast at a = 1 on the particle lattice (the truth a
-reconstruction is judged against); ``/particles/pos`` (P, 3) comoving Mpc/h in [0, box) and ``/particles/vel`` (P, 3) peculiar
-velocity in km/s, both at the last scale factor; attributes: box (Mpc/h), mesh, particles, steps,
-a_init, seed and the cosmology.
+reconstruction is judged against); ``/particles/pos`` (P, 3) comoving Mpc/h in [0, box) and
+``/particles/vel`` (P, 3) peculiar velocity in km/s, both at the last scale factor; attributes: box
+(Mpc/h), mesh, particles, steps, a_init, seed and the cosmology.
 
 ``kappa.h5`` (``skymorph lensing maps``, either simulator): ``/kappa`` (N, npix, npix) float32
 convergence; ``/gamma`` (N, 2, npix, npix) its shear (gamma1, gamma2) from the Kaiser-Squires

@@ -325,7 +325,8 @@ def write_reconstruction(out, obs: Observation, rec: Reconstruction, overwrite: 
             f["mask"] = obs.mask
         h = np.array(rec.history, dtype=np.float64).reshape(-1, 4)
         g = f.create_group("history")
-        g["pass"], g["stage"], g["smoothing_cells"], g["loss"] = h[:, 0].astype(int), h[:, 1].astype(int), h[:, 2], h[:, 3]
+        g["pass"], g["stage"] = h[:, 0].astype(int), h[:, 1].astype(int)
+        g["smoothing_cells"], g["loss"] = h[:, 2], h[:, 3]
         for key, (k, r, t) in _metrics(obs, rec).items():
             if "metrics/k" not in f:
                 f["metrics/k"] = k

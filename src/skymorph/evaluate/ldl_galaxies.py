@@ -144,7 +144,8 @@ def fit_galaxies(views: GalaxyViews, n_layers: int = 2, n_loss: float = 1.0, max
     res = minimize(objective, np.asarray(x0) / scale, jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": max_iter})
     layers, output = ldl.unpack_parameters([float(v) for v in res.x * scale], n_layers, "field")
-    record = {"loss": "l1 of the filtered residual over each view's mean surface density", "n_loss": n_loss, "start": x0,
+    record = {"loss": "l1 of the filtered residual over each view's mean surface density", "n_loss": n_loss,
+              "start": x0,
               "start_loss": history[0], "final_loss": float(res.fun), "evaluations": len(history),
               "iterations": int(res.nit), "message": str(res.message), "rho_ref_msun_kpc3": rho_ref,
               "fit_views": len(views.pos), "fit_galaxies": int(len(np.unique(views.galaxy))), "units": "cube side"}
