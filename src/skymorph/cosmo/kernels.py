@@ -132,7 +132,7 @@ class _Paint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pos, weight, n, box):
         ctx.save_for_backward(pos, weight)
-        ctx.n, ctx.box = n, box
+        ctx.box = box
         return torch.from_numpy(_paint_np(_np(pos), _np(weight), n, box)).view(n, n, n)
 
     @staticmethod
