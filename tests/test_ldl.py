@@ -137,8 +137,8 @@ def test_cli_bad_input(particles, tmp_path):
     for args, message in [(["--target", str(other_mesh), "--mesh", "16"],
                            "m8.h5: /density is 8^3, the LDL mesh is 16^3"),
                           (["--target", str(other_box)], "b.h5: box 64 Mpc/h, the input"),
-                          (["--target", str(nan)], "nan.h5: /density has NaN"),
-                          (["--target", str(tmp_path / "none.h5")], "none.h5: no such file"),
+                          (["--target", str(nan)], "nan.h5: /density has 1 NaN or infinite values"),
+                          (["--target", str(tmp_path / "none.h5")], "none.h5: file not found"),
                           (["--target", str(inp), "--test-input", str(inp)], "--test-target go together")]:
         res = run(*args)
         assert res.exit_code == 1 and message in res.stderr, (args, res.output)

@@ -1,9 +1,10 @@
-"""Opening HDF5 files for reading, with one clear error for a missing or corrupt file."""
+"""Reading input files: one clear error for a missing or corrupt HDF5 file, or a field with NaN."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from .errors import InputError
 
@@ -17,3 +18,11 @@ def open_hdf5(path: str | Path) -> h5py.File:
         return h5py.File(path, "r")
     except OSError as exc:
         raise InputError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from None
+
+
+def check_finite(path, name: str, arr: np.ndarray) -> np.ndarray:
+    """``arr``, or InputError naming the file, the field and how many values are NaN or infinite."""
+    bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+    if bad:
+        raise InputError(f"{path}: {name} has {bad} NaN or infinite values")
+    return arr

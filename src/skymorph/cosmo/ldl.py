@@ -32,6 +32,7 @@ import torch
 from skymorph.atomic import atomic_path, check_output, write_text
 from skymorph.cosmo.mesh import cic_paint, cic_readout, power_spectrum_3d, wavenumbers
 from skymorph.errors import ConfigError, InputError
+from skymorph.hdf5 import check_finite, open_hdf5
 from skymorph.provenance import provenance
 
 __all__ = ["LDLModel", "read_particles", "read_target", "fit", "apply", "held_out_mask", "compare_fields", "judge",
@@ -76,46 +77,30 @@ class LDLModel:
             raise InputError(f"{path}: not a readable LDL model ({exc})") from None
 
 
-def _finite(path, name, arr):
-    if not np.all(np.isfinite(arr)):
-        raise InputError(f"{path}: {name} has NaN or infinite values")
-    return arr
-
-
 def read_particles(path) -> tuple[np.ndarray, float, int | None]:
     """Final particle positions (P, 3) in Mpc/h, the box and the PM mesh of a ``cosmo sim`` output."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        with h5py.File(path, "r") as f:
-            if "particles/pos" not in f or "box" not in f.attrs:
-                raise InputError(f"{path}: no /particles/pos or box attribute (a 'cosmo sim' output is needed)")
-            pos, box = f["particles/pos"][()].astype(np.float64), float(f.attrs["box"])
-            mesh = int(f.attrs["mesh"]) if "mesh" in f.attrs else None
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with open_hdf5(path) as f:
+        if "particles/pos" not in f or "box" not in f.attrs:
+            raise InputError(f"{path}: no /particles/pos or box attribute (a 'cosmo sim' output is needed)")
+        pos, box = f["particles/pos"][()].astype(np.float64), float(f.attrs["box"])
+        mesh = int(f.attrs["mesh"]) if "mesh" in f.attrs else None
     if pos.ndim != 2 or pos.shape[1] != 3 or len(pos) == 0:
         raise InputError(f"{path}: /particles/pos must be (P, 3) with P > 0, got {pos.shape}")
-    return _finite(path, "/particles/pos", pos), box, mesh
+    return check_finite(path, "/particles/pos", pos), box, mesh
 
 
 def read_target(path, dataset: str = "density") -> tuple[np.ndarray, float]:
     """The last snapshot of a mesh dataset (``/density`` of a ``cosmo sim`` output) and its box."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        with h5py.File(path, "r") as f:
-            if dataset not in f or "box" not in f.attrs:
-                raise InputError(f"{path}: no /{dataset} dataset or box attribute")
-            d = f[dataset]
-            arr, box = np.asarray(d[-1] if d.ndim == 4 else d[()], np.float64), float(f.attrs["box"])
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with open_hdf5(path) as f:
+        if dataset not in f or "box" not in f.attrs:
+            raise InputError(f"{path}: no /{dataset} dataset or box attribute")
+        d = f[dataset]
+        arr, box = np.asarray(d[-1] if d.ndim == 4 else d[()], np.float64), float(f.attrs["box"])
     if arr.ndim != 3 or len(set(arr.shape)) != 1:
         raise InputError(f"{path}: /{dataset} must be a cube, got {arr.shape}")
-    return _finite(path, f"/{dataset}", arr), box
+    return check_finite(path, f"/{dataset}", arr), box
 
 
 def held_out_mask(mesh: int) -> torch.Tensor:

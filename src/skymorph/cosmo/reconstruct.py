@@ -33,6 +33,7 @@ from skymorph.cosmo.linear import Cosmology, growth_factor, linear_power
 from skymorph.cosmo.mesh import linear_field, power_spectrum_3d, wavenumbers
 from skymorph.cosmo.nbody import check_memory, simulate
 from skymorph.errors import ConfigError, InputError
+from skymorph.hdf5 import check_finite, open_hdf5
 from skymorph.provenance import provenance
 
 __all__ = ["Observation", "read_observation", "mock_observation", "read_mask", "forward_model", "map_objective",
@@ -64,36 +65,24 @@ class Observation:
     notes: dict = field(default_factory=dict)  # how the observation was made (stored with the output)
 
 
-def _finite(path, name, arr):
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise InputError(f"{path}: {name} has {bad} NaN or infinite values")
-    return arr
-
-
 def read_observation(path, **model) -> Observation:
     """The last ``/density`` snapshot of ``path`` (a ``cosmo sim`` output, or any HDF5 file with
     ``/density`` (mesh^3 or n_out x mesh^3), ``/a`` or an ``a`` attribute, and the forward model's
     attributes ``box, mesh, particles, steps, a_init, Omega_m, sigma8``). A value given in
     ``model`` must match the file's where the file has it, and fills it where it does not."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        with h5py.File(path, "r") as f:
-            if "density" not in f:
-                raise InputError(f"{path}: no /density dataset (the observed final density)")
-            dens = f["density"]
-            density = np.asarray(dens[-1] if dens.ndim == 4 else dens[()], dtype=np.float32)
-            a = float(f["a"][-1]) if "a" in f else float(f.attrs.get("a", 1.0))
-            attrs = {k: f.attrs[k] for k in MODEL_KEYS if k in f.attrs}
-            truth = {k: np.asarray(f[f"initial/{k}"][()], dtype=np.float32)
-                     for k in ("noise", "linear") if f"initial/{k}" in f}
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with open_hdf5(path) as f:
+        if "density" not in f:
+            raise InputError(f"{path}: no /density dataset (the observed final density)")
+        dens = f["density"]
+        density = np.asarray(dens[-1] if dens.ndim == 4 else dens[()], dtype=np.float32)
+        a = float(f["a"][-1]) if "a" in f else float(f.attrs.get("a", 1.0))
+        attrs = {k: f.attrs[k] for k in MODEL_KEYS if k in f.attrs}
+        truth = {k: np.asarray(f[f"initial/{k}"][()], dtype=np.float32)
+                 for k in ("noise", "linear") if f"initial/{k}" in f}
     if density.ndim != 3 or len(set(density.shape)) != 1:
         raise InputError(f"{path}: /density must be a cube (mesh, mesh, mesh), got {density.shape}")
-    _finite(path, "/density", density)
+    check_finite(path, "/density", density)
     attrs.setdefault("mesh", density.shape[0])
     for key, value in model.items():
         if value is None:
@@ -113,7 +102,7 @@ def read_observation(path, **model) -> Observation:
     for k, v in truth.items():
         if v.shape != (particles,) * 3:
             raise InputError(f"{path}: /initial/{k} is {v.shape}, expected ({particles},)*3 particles")
-        _finite(path, f"/initial/{k}", v)
+        check_finite(path, f"/initial/{k}", v)
     return Observation(path, density, a, float(attrs["box"]), mesh, particles, int(attrs["steps"]),
                        float(attrs["a_init"]), Cosmology(float(attrs["Omega_m"]), float(attrs["sigma8"])),
                        truth=truth)
@@ -153,7 +142,7 @@ def read_mask(path, mesh: int) -> np.ndarray:
         raise InputError(f"--mask {path}: not a readable .npy array ({exc})") from None
     if m.shape != (mesh,) * 3:
         raise ConfigError(f"--mask {path}: shape {m.shape}, the observation's mesh is ({mesh},)*3")
-    _finite(path, "mask", m)
+    check_finite(path, "mask", m)
     return (m != 0).astype(np.float32)
 
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from skymorph.errors import ConfigError, InputError
+from skymorph.hdf5 import check_finite, open_hdf5
 
 __all__ = ["Cube", "read_athdf", "read_fits", "read_grid", "LEVELS"]
 
@@ -50,11 +50,7 @@ def read_athdf(path, fields: list[str] | None = None, level: str = "root") -> Cu
     path = Path(path)
     if level not in LEVELS:
         raise ConfigError(f"--level {level!r}: expected one of {', '.join(LEVELS)}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
-    with f:
+    with open_hdf5(path) as f:
         missing = [a for a in _ATHDF_ATTRS if a not in f.attrs]
         if missing or "Levels" not in f or "LogicalLocations" not in f:
             raise InputError(f"{path}: not an Athena++ .athdf file (missing {', '.join(missing) or 'Levels'})")
@@ -137,8 +133,7 @@ def read_fits(path, name: str | None = None) -> Cube:
     data = np.asarray(data, dtype=np.float32)
     if data.ndim == 2:
         data = data[None]
-    if not np.all(np.isfinite(data)):
-        raise InputError(f"{path}: the cube has NaN or infinite values")
+    check_finite(path, "the cube", data)
     key = name or path.stem
     edges = tuple((0.0, float(n)) for n in data.shape[::-1])
     return Cube({key: data}, {key: str(header.get("BUNIT", "code units"))}, edges, source=str(path))

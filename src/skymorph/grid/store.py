@@ -12,6 +12,7 @@ import numpy as np
 
 from skymorph.atomic import atomic_path, check_output
 from skymorph.errors import InputError
+from skymorph.hdf5 import open_hdf5
 from skymorph.grid.readers import Cube
 from skymorph.provenance import provenance
 
@@ -45,15 +46,11 @@ def write_cube(cube: Cube, out, units: dict | None = None, overwrite: bool = Fal
 
 
 def read_cube(path) -> Cube:
-    path = Path(path)
-    try:
-        with h5py.File(path, "r") as f:
-            if "fields" not in f:
-                raise InputError(f"{path}: not a skymorph cube store (/fields missing)")
-            fields = {k: f["fields"][k][()] for k in f["fields"]}
-            units = {k: str(f["fields"][k].attrs["unit"]) for k in f["fields"]}
-            edges = tuple(tuple(f.attrs[f"x{i}"]) for i in (1, 2, 3))
-            return Cube(fields, units, edges, float(f.attrs["time"]), str(f.attrs["source"]),
-                        json.loads(f.attrs["notes"]))
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with open_hdf5(path) as f:
+        if "fields" not in f:
+            raise InputError(f"{path}: not a skymorph cube store (/fields missing)")
+        fields = {k: f["fields"][k][()] for k in f["fields"]}
+        units = {k: str(f["fields"][k].attrs["unit"]) for k in f["fields"]}
+        edges = tuple(tuple(f.attrs[f"x{i}"]) for i in (1, 2, 3))
+        return Cube(fields, units, edges, float(f.attrs["time"]), str(f.attrs["source"]),
+                    json.loads(f.attrs["notes"]))
