@@ -140,12 +140,12 @@ def ldl_fit(input: Path = typer.Option(..., help="'cosmo sim' output whose final
             test_target: Optional[Path] = typer.Option(None, help="the independent seed's target"),
             overwrite: Overwrite = False):
     """Fit LDL layers moving INPUT's particles towards TARGET's field (test sub-cube held out)."""
+    from ..atomic import check_output
     from ..cosmo import ldl
 
     if (test_input is None) != (test_target is None):
         raise SkymorphError("--test-input and --test-target go together")
-    if out.exists() and not overwrite:
-        raise SkymorphError(f"{out}: output exists (use --overwrite to replace it)")
+    check_output(out, overwrite)
 
     def pair(inp, tgt):
         pos, box, input_mesh = ldl.read_particles(inp)
@@ -197,10 +197,10 @@ def ldl_galaxies(data: Path = typer.Option(..., help="map store whose source cut
                  seed: int = typer.Option(0, help="bootstrap seed"),
                  overwrite: Overwrite = False):
     """LDL layers paint TARGET from each galaxy's DM particles; fitted on train, judged on test."""
+    from ..atomic import check_output
     from ..evaluate import ldl_galaxies as lg
 
-    if out.exists() and not overwrite:
-        raise SkymorphError(f"{out}: output exists (use --overwrite to replace it)")
+    check_output(out, overwrite)
     if layers < 1 or fit_galaxies < 1 or max_iter < 1:
         raise SkymorphError("--layers, --fit-galaxies and --max-iter must be positive")
     runs = [Path(r) for r in against.split(",") if r]
