@@ -191,19 +191,14 @@ def simulate(noise: torch.Tensor, box: float, cosmo: Cosmology, mesh: int | None
     growth = [(d(a0), gp(a0), gp(0.5 * (a0 + a1)), d(a1), gp(a1)) for a0, a1 in zip(edges[:-1], edges[1:])]
     coefs = torch.stack([torch.stack([(gc - g0) / d0, (d1 - d0) / gc, (g1 - gc) / d1])
                          for d0, g0, gc, d1, g1 in growth])
-    # which step each output needs: after step j (output at edge j) or within step j (between edges)
-    stops = []
-    for a in a_out:
-        j = min(range(steps + 1), key=lambda i: abs(edges[i] - a))
-        if not math.isclose(a, edges[j], rel_tol=1e-9) and edges[j] > a:
-            j -= 1
-        stops.append(j)
+    # each output's step edge: the last at or before it (the output is at it, or drifted from it)
+    stops = [max(i for i, e in enumerate(edges) if e < a or math.isclose(e, a, rel_tol=1e-9)) for a in a_out]
     out = []
     f = pm.force(x)
     done = 0
     for a, j in zip(a_out, stops):
         if j > done:  # integrate to edge j in one adjoint segment (memory independent of the steps)
-            x, p, f = _Leapfrog.apply(x, p, f, coefs[done:j], pm, progress and done == 0, steps)
+            x, p, f = _Leapfrog.apply(x, p, f, coefs[done:j], pm, progress)
             done = j
         if math.isclose(a, edges[j], rel_tol=1e-9):
             out.append(snap(a, pm.density(x), x, p))
@@ -240,11 +235,10 @@ class _Leapfrog(torch.autograd.Function):
     for the vector-Jacobian product of the previous step) and its backward pass."""
 
     @staticmethod
-    def forward(ctx, x, p, f, coefs, pm, progress, total):
+    def forward(ctx, x, p, f, coefs, pm, progress):
         from rich.progress import track
 
-        for k1, dr, k2 in track(coefs.detach(), description="PM steps", disable=not progress, transient=True,
-                                total=total):
+        for k1, dr, k2 in track(coefs.detach(), description="PM steps", disable=not progress, transient=True):
             p = p + k1 * f
             x = x + dr * p
             f = pm.force(x)
@@ -284,4 +278,4 @@ class _Leapfrog(torch.autograd.Function):
             p = p_half - k1 * f
             g_coefs[s, 0] = (g_half * f).sum()
             gp, gf = g_half, k1 * g_half
-        return gx, gp, gf, g_coefs, None, None, None
+        return gx, gp, gf, g_coefs, None, None
