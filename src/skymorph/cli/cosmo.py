@@ -77,8 +77,6 @@ def cosmo_reconstruct(data: Path = typer.Option(..., help="observed final densit
                       overwrite: Overwrite = False,
                       progress: ProgressBar = True):
     """MAP initial conditions through the differentiable PM (annealed residual smoothing)."""
-    import h5py
-
     from ..atomic import check_output
     from ..cosmo import reconstruct as rc
 
@@ -105,14 +103,13 @@ def cosmo_reconstruct(data: Path = typer.Option(..., help="observed final densit
         obs.sigma, obs.mask = noise, window
     rec = rc.reconstruct(obs, optimizer, radii, iterations, start, lr, ckpt, progress)
     path = rc.write_reconstruction(out, obs, rec, overwrite=True)
-    rc.plot_reconstruction(path, figure, overwrite=True)
+    rc.plot_reconstruction(obs, rec, figure, overwrite=True)
     ckpt.unlink(missing_ok=True)
     line = f"wrote {path} and {figure}: {len(rec.history)} forward+backward passes, {rec.seconds:.0f} s"
-    with h5py.File(path, "r") as f:
-        if "metrics/r_initial" in f:
-            k, r = f["metrics/k"][()], f["metrics/r_initial"][()]
-            line += "; initial r(k) " + ", ".join(f"{r[i]:.2f} at {k[i]:.2f}" for i in
-                                                   sorted({int(abs(k - q).argmin()) for q in (0.1, 0.2, 0.4)}))
+    if "initial" in rec.metrics:
+        k, r, _ = rec.metrics["initial"]
+        line += "; initial r(k) " + ", ".join(f"{r[i]:.2f} at {k[i]:.2f}" for i in
+                                               sorted({int(abs(k - q).argmin()) for q in (0.1, 0.2, 0.4)}))
     typer.echo(line + " h/Mpc")
 
 

@@ -206,6 +206,7 @@ class Reconstruction:
     history: list  # (pass, stage, smoothing_cells, loss)
     seconds: float
     settings: dict
+    metrics: dict = field(default_factory=dict)  # "initial", "final": (k, r, T) against the truths known
 
 
 def reconstruct(obs: Observation, optimizer: str = "lbfgs", anneal=(1.0, 0.5, 0.0), iterations: int = 50,
@@ -284,7 +285,9 @@ def reconstruct(obs: Observation, optimizer: str = "lbfgs", anneal=(1.0, 0.5, 0.
     with torch.no_grad():
         final = forward_model(obs, z)
         linear = linear_field(z, obs.box, lambda k: linear_power(k, obs.cosmo))
-    return Reconstruction(z.detach().numpy(), linear.numpy(), final.numpy(), history, seconds, settings)
+    rec = Reconstruction(z.detach().numpy(), linear.numpy(), final.numpy(), history, seconds, settings)
+    rec.metrics = _metrics(obs, rec)
+    return rec
 
 
 def cross_spectra(recon: np.ndarray, truth: np.ndarray, box: float):
@@ -316,7 +319,7 @@ def write_reconstruction(out, obs: Observation, rec: Reconstruction, overwrite: 
         g = f.create_group("history")
         g["pass"], g["stage"] = h[:, 0].astype(int), h[:, 1].astype(int)
         g["smoothing_cells"], g["loss"] = h[:, 2], h[:, 3]
-        for key, (k, r, t) in _metrics(obs, rec).items():
+        for key, (k, r, t) in rec.metrics.items():
             if "metrics/k" not in f:
                 f["metrics/k"] = k
             f[f"metrics/r_{key}"], f[f"metrics/t_{key}"] = r, t
@@ -343,7 +346,7 @@ def _metrics(obs: Observation, rec: Reconstruction) -> dict:
     return out
 
 
-def plot_reconstruction(recon_path, out, overwrite: bool = False) -> Path:
+def plot_reconstruction(obs: Observation, rec: Reconstruction, out, overwrite: bool = False) -> Path:
     """Slices of the true and reconstructed initial and final fields, and r(k), T(k) of both."""
     out = check_output(out, overwrite)
     import matplotlib
@@ -352,28 +355,19 @@ def plot_reconstruction(recon_path, out, overwrite: bool = False) -> Path:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    with h5py.File(recon_path, "r") as f:
-        src = Path(f.attrs["source"])
-        rec_lin, rec_fin, observed = f["initial/linear"][()], f["density"][-1], f["observed"][()]
-        metrics = {k: f[f"metrics/{k}"][()] for k in f["metrics"]} if "metrics" in f else {}
-        settings = json.loads(f.attrs["settings"])
-        passes = int(f.attrs["passes"])
-    truth_lin = None
-    if src.is_file():
-        with h5py.File(src, "r") as f:
-            if "initial/linear" in f:
-                truth_lin = f["initial/linear"][()]
+    truth_lin = obs.truth.get("linear")
     fig, axes = plt.subplots(2, 3, figsize=(13, 8))
-    for ax, img, title in [(axes[0, 0], truth_lin, "true linear field"),
-                           (axes[0, 1], rec_lin, "reconstructed linear field"),
-                           (axes[1, 0], observed, "observed final density"),
-                           (axes[1, 1], rec_fin, "final density of the reconstruction")]:
+    # each reconstruction shares the colour scale of what it is compared with
+    lin_ref = rec.linear if truth_lin is None else truth_lin
+    for ax, img, ref, title in [(axes[0, 0], truth_lin, truth_lin, "true linear field"),
+                                (axes[0, 1], rec.linear, lin_ref, "reconstructed linear field"),
+                                (axes[1, 0], obs.density, obs.density, "observed final density"),
+                                (axes[1, 1], rec.final, obs.density, "final density of the reconstruction")]:
         if img is None:
             ax.set_axis_off()
-            ax.set_title(f"{title}: not in {src.name}", fontsize=9)
+            ax.set_title(f"{title}: not in {obs.path.name}", fontsize=9)
             continue
         sl = img[img.shape[0] // 2]
-        ref = truth_lin if img is rec_lin and truth_lin is not None else (observed if img is rec_fin else img)
         lim = np.percentile(np.abs(ref[ref.shape[0] // 2]), 99)
         ax.imshow(sl, cmap="RdBu_r", vmin=-lim, vmax=lim, origin="lower")
         ax.set_title(title, fontsize=10)
@@ -381,11 +375,12 @@ def plot_reconstruction(recon_path, out, overwrite: bool = False) -> Path:
         ax.set_yticks([])
     for row, key in ((0, "initial"), (1, "final")):
         ax = axes[row, 2]
-        if f"r_{key}" not in metrics:
+        if key not in rec.metrics:
             ax.set_axis_off()
             continue
-        ax.semilogx(metrics["k"], metrics[f"r_{key}"], label="r(k)")
-        ax.semilogx(metrics["k"], metrics[f"t_{key}"], label="T(k)")
+        k, r, t = rec.metrics[key]
+        ax.semilogx(k, r, label="r(k)")
+        ax.semilogx(k, t, label="T(k)")
         ax.axhline(1.0, color="k", lw=0.5)
         ax.axhline(0.9, color="grey", lw=0.5, ls=":")
         ax.set_ylim(0, 1.2)
@@ -394,8 +389,9 @@ def plot_reconstruction(recon_path, out, overwrite: bool = False) -> Path:
         ax.set_xlabel("k [h/Mpc]")
         ax.set_title(f"{key} field vs truth", fontsize=10)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{settings['optimizer']}, anneal {settings['anneal']} cells, sigma = {settings['sigma']:.3g}, "
-                 f"{passes} forward+backward passes", fontsize=10)
+    s = rec.settings
+    fig.suptitle(f"{s['optimizer']}, anneal {s['anneal']} cells, sigma = {s['sigma']:.3g}, "
+                 f"{len(rec.history)} forward+backward passes", fontsize=10)
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
