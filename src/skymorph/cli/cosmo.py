@@ -135,7 +135,8 @@ def ldl_fit(input: Path = typer.Option(..., help="'cosmo sim' output whose final
             mesh: Optional[int] = typer.Option(None, help="LDL mesh (default: the target's; must match it)"),
             test_input: Optional[Path] = typer.Option(None, help="an independent seed's input, to judge on"),
             test_target: Optional[Path] = typer.Option(None, help="the independent seed's target"),
-            overwrite: Overwrite = False):
+            overwrite: Overwrite = False,
+            progress: ProgressBar = True):
     """Fit LDL layers moving INPUT's particles towards TARGET's field (test sub-cube held out)."""
     from ..atomic import check_output
     from ..cosmo import ldl
@@ -155,7 +156,7 @@ def ldl_fit(input: Path = typer.Option(..., help="'cosmo sim' output whose final
         return pos, field, box, input_mesh
 
     pos, field, box, input_mesh = pair(input, target)
-    model = ldl.fit(pos, field, box, layers, target_kind, loss, n_loss, max_iter)
+    model = ldl.fit(pos, field, box, layers, target_kind, loss, n_loss, max_iter, progress)
     out.mkdir(parents=True, exist_ok=True)
     model.record.update({"input": str(input), "target": str(target), "input_mesh": input_mesh})
     metrics = {"test_region": ldl.judge(model, pos, field, box, region=True)}
@@ -192,7 +193,8 @@ def ldl_galaxies(data: Path = typer.Option(..., help="map store whose source cut
                  against: str = typer.Option("", help="comma-separated trained dm -> TARGET run folders to "
                                                       "judge beside (e.g. a U-Net)"),
                  seed: int = typer.Option(0, help="bootstrap seed"),
-                 overwrite: Overwrite = False):
+                 overwrite: Overwrite = False,
+                 progress: ProgressBar = True):
     """LDL layers paint TARGET from each galaxy's DM particles; fitted on train, judged on test."""
     from ..atomic import check_output
     from ..evaluate import ldl_galaxies as lg
@@ -204,7 +206,7 @@ def ldl_galaxies(data: Path = typer.Option(..., help="map store whose source cut
     for r in runs:
         if not r.is_dir():
             raise SkymorphError(f"--against {r}: no such run folder")
-    model = lg.fit_galaxies(lg.load_views(data, target, "train", fit_galaxies), layers, n_loss, max_iter)
+    model = lg.fit_galaxies(lg.load_views(data, target, "train", fit_galaxies), layers, n_loss, max_iter, progress)
     result = lg.compare(model, lg.load_views(data, target, "test"), data, runs, seed)
     out.mkdir(parents=True, exist_ok=True)
     typer.echo(lg.write_comparison(out, result, model))

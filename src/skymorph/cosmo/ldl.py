@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from skymorph.hdf5 import check_finite, open_hdf5
 from skymorph.provenance import provenance
 
 __all__ = ["LDLModel", "read_particles", "read_target", "fit", "apply", "held_out_mask", "compare_fields", "judge",
+           "evaluation_bar",
            "write_metrics", "write_field", "LOSSES", "TARGETS"]
 
 LOSSES = ("l1", "l2")
@@ -101,6 +103,15 @@ def read_target(path, dataset: str = "density") -> tuple[np.ndarray, float]:
     if arr.ndim != 3 or len(set(arr.shape)) != 1:
         raise InputError(f"{path}: /{dataset} must be a cube, got {arr.shape}")
     return check_finite(path, f"/{dataset}", arr), box
+
+
+@contextmanager
+def evaluation_bar(progress: bool):
+    """A transient counter of L-BFGS-B's objective evaluations (their number is not known ahead)."""
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=not progress) as bar:
+        yield bar, bar.add_task("LDL fit: L-BFGS-B evaluations", total=None)
 
 
 def held_out_mask(mesh: int) -> torch.Tensor:
@@ -182,8 +193,9 @@ def unpack_parameters(x, n_layers, target):
 
 
 def fit(pos: np.ndarray, target_field: np.ndarray, box: float, n_layers: int = 1, target: str = "matter",
-        loss: str | None = None, n_loss: float = 1.0, max_iter: int = 100) -> LDLModel:
-    """Fit the layers on the training region (everything but :func:`held_out_mask`) by L-BFGS-B."""
+        loss: str | None = None, n_loss: float = 1.0, max_iter: int = 100, progress: bool = False) -> LDLModel:
+    """Fit the layers on the training region (everything but :func:`held_out_mask`) by L-BFGS-B;
+    ``progress`` counts the objective's evaluations."""
     from scipy.optimize import minimize
 
     if target not in TARGETS:
@@ -208,11 +220,13 @@ def fit(pos: np.ndarray, target_field: np.ndarray, box: float, n_layers: int = 1
         val = (r.abs().sum() if loss == "l1" else (r**2).sum()) / norm
         val.backward()
         history.append(val.item())
+        bar.advance(task)
         return val.item(), xt.grad.numpy().copy()
 
     x0 = start_point(mesh, box, n_layers, target, float(target_field.mean()))
-    res = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=parameter_bounds(mesh, box, n_layers, target),
-                   options={"maxiter": max_iter})
+    with evaluation_bar(progress) as (bar, task):
+        res = minimize(objective, x0, jac=True, method="L-BFGS-B",
+                       bounds=parameter_bounds(mesh, box, n_layers, target), options={"maxiter": max_iter})
     layers, output = unpack_parameters([float(v) for v in res.x], n_layers, target)
     record = {"loss": loss, "n_loss": n_loss, "start": x0, "final_loss": float(res.fun), "start_loss": history[0],
               "evaluations": len(history), "iterations": int(res.nit), "message": str(res.message),

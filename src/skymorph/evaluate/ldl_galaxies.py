@@ -105,8 +105,10 @@ def _filter2d(n: int, n_loss: float) -> torch.Tensor:
     return 1.0 + torch.clamp_min(k, 1.0) ** (-n_loss)
 
 
-def fit_galaxies(views: GalaxyViews, n_layers: int = 2, n_loss: float = 1.0, max_iter: int = 50) -> ldl.LDLModel:
-    """Fit displacement layers + output layer to the views' target maps (module docstring)."""
+def fit_galaxies(views: GalaxyViews, n_layers: int = 2, n_loss: float = 1.0, max_iter: int = 50,
+                 progress: bool = False) -> ldl.LDLModel:
+    """Fit displacement layers + output layer to the views' target maps (module docstring);
+    ``progress`` counts the objective's evaluations."""
     from scipy.optimize import minimize
 
     n = views.npix
@@ -127,6 +129,7 @@ def fit_galaxies(views: GalaxyViews, n_layers: int = 2, n_loss: float = 1.0, max
             val.backward()
             total += val.item()
         history.append(total)
+        bar.advance(task)
         return total, xt.grad.numpy() * scale
 
     mean_field = float(np.mean([t.mean() / (2 * h) for t, h in zip(views.truth, views.half_width)])) / rho_ref
@@ -141,8 +144,9 @@ def fit_galaxies(views: GalaxyViews, n_layers: int = 2, n_loss: float = 1.0, max
     scale[-1] = scale[-3]  # b0 in units of b1
     bounds = [(None if lo is None else lo / sc, None if hi is None else hi / sc)
               for (lo, hi), sc in zip(ldl.parameter_bounds(n, 1.0, n_layers, "field"), scale)]
-    res = minimize(objective, np.asarray(x0) / scale, jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": max_iter})
+    with ldl.evaluation_bar(progress) as (bar, task):
+        res = minimize(objective, np.asarray(x0) / scale, jac=True, method="L-BFGS-B", bounds=bounds,
+                       options={"maxiter": max_iter})
     layers, output = ldl.unpack_parameters([float(v) for v in res.x * scale], n_layers, "field")
     record = {"loss": "l1 of the filtered residual over each view's mean surface density", "n_loss": n_loss,
               "start": x0,
