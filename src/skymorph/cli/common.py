@@ -17,7 +17,8 @@ cosmo_app = typer.Typer(help="Differentiable particle-mesh simulations (FastPM s
 app.add_typer(cosmo_app, name="cosmo")
 lensing_app = typer.Typer(help="Weak-lensing convergence and shear maps from PM runs.", no_args_is_help=True)
 app.add_typer(lensing_app, name="lensing")
-grid_app = typer.Typer(help="Grid simulations: Athena++ and FITS cubes.", no_args_is_help=True)
+grid_app = typer.Typer(help="Grid simulations: Athena++ and FITS cubes, the built-in CR turbulence solver.",
+                       no_args_is_help=True)
 app.add_typer(grid_app, name="grid")
 
 Split = Literal["train", "val", "test"]

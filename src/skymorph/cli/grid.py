@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 import typer
 
-from .common import Overwrite, friendly, grid_app
+from .common import Overwrite, ProgressBar, friendly, grid_app
 
 
 @grid_app.command("read")
@@ -30,3 +30,34 @@ def grid_read(path: Path = typer.Argument(..., help="Athena++ .athdf, FITS cube 
     written = write_cube(cube, out, parse_units(units, list(cube.fields)), overwrite=overwrite)
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in cube.fields.items())
     typer.echo(f"wrote {written}: {shapes}")
+
+
+@grid_app.command("simulate")
+@friendly
+def grid_simulate(out: Path = typer.Option(..., help="output snapshot file (.h5)"),
+                  model: str = typer.Option("cr_diffuse", help="mhd, cr_advect, cr_diffuse or cr_stream"),
+                  kappa: float = typer.Option(0.0, help="CR diffusion coefficient along B, code units L c_s "
+                                                        "(cr_diffuse only, > 0)"),
+                  n: int = typer.Option(128, help="cells per side"),
+                  dim: int = typer.Option(2, help="2 or 3 dimensions"),
+                  mach: float = typer.Option(1.0, help="target rms Mach number of the driving"),
+                  beta: float = typer.Option(1.0, help="plasma beta of the mean field B0 along x"),
+                  cr_ratio: float = typer.Option(1.0, help="initial CR to gas pressure ratio (CR models)"),
+                  snapshots: int = typer.Option(10, help="snapshots to write"),
+                  spinup: float = typer.Option(2.0, help="turnover times L / (M c_s) before the first snapshot"),
+                  every: float = typer.Option(0.5, help="turnover times between snapshots"),
+                  cfl: float = typer.Option(0.3, help="Courant number (<= 0.5)"),
+                  smoothing: float = typer.Option(8.0, help="streaming regularisation length h, cells"),
+                  kernel: str = typer.Option("numba", help="HLL sweep: numba or numpy (the reference)"),
+                  seed: int = typer.Option(0, help="seed of the driving"),
+                  resume: bool = typer.Option(False, help="continue an interrupted run of OUT"),
+                  overwrite: Overwrite = False,
+                  progress: ProgressBar = True):
+    """Driven MHD turbulence with a cosmic-ray fluid (the built-in finite-volume solver)."""
+    from ..grid.simulate import SimConfig, label_of, simulate
+
+    cfg = SimConfig(model=model, n=n, dim=dim, mach=mach, kappa=kappa, beta=beta, cr_ratio=cr_ratio,
+                    snapshots=snapshots, spinup=spinup, every=every, cfl=cfl, smoothing=smoothing, seed=seed,
+                    kernel=kernel)
+    path = simulate(cfg, out, resume=resume, overwrite=overwrite, progress=progress)
+    typer.echo(f"wrote {path}: {label_of(cfg)}, {snapshots} snapshots of {n}^{dim}")
