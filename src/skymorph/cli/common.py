@@ -20,6 +20,9 @@ app.add_typer(lensing_app, name="lensing")
 grid_app = typer.Typer(help="Grid simulations: Athena++ and FITS cubes, the built-in CR turbulence solver.",
                        no_args_is_help=True)
 app.add_typer(grid_app, name="grid")
+classify_app = typer.Typer(help="Classify simulations from images (e.g. CR transport from gas density).",
+                           no_args_is_help=True)
+app.add_typer(classify_app, name="classify")
 
 Split = Literal["train", "val", "test"]
 Device = Literal["auto", "cpu", "cuda"]

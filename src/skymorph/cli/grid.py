@@ -1,11 +1,13 @@
 """Grid simulations: grid read."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal, Optional
 
 import typer
 
+from ..errors import SkymorphError
 from .common import Overwrite, ProgressBar, friendly, grid_app
 
 
@@ -61,3 +63,55 @@ def grid_simulate(out: Path = typer.Option(..., help="output snapshot file (.h5)
                     kernel=kernel)
     path = simulate(cfg, out, resume=resume, overwrite=overwrite, progress=progress)
     typer.echo(f"wrote {path}: {label_of(cfg)}, {snapshots} snapshots of {n}^{dim}")
+
+
+def _ints(text: Optional[str], flag: str) -> list[int]:
+    try:
+        return [int(v) for v in (text or "").split(",") if v.strip()]
+    except ValueError:
+        raise SkymorphError(f"{flag} {text!r}: expected comma-separated integers") from None
+
+
+@grid_app.command("slices")
+@friendly
+def grid_slices(inputs: list[Path] = typer.Argument(..., help="grid simulate outputs or cube stores"),
+                out: Path = typer.Option(..., help="output map store (.h5)"),
+                axis: str = typer.Option("x", help="slices perpendicular to x, y or z; splits along it"),
+                size: int = typer.Option(64, help="tile size, cells"),
+                buffer: int = typer.Option(16, help="minimum gap between splits along the axis, cells"),
+                layers: str = typer.Option("1", help="planes averaged per image, comma-separated (3D)"),
+                fractions: str = typer.Option("0.6,0.2,0.2", help="train,val,test slab widths"),
+                fields: Optional[str] = typer.Option(None, help="fields to tile (default: rho, ec, eb where all "
+                                                               "inputs have them)"),
+                val_seeds: Optional[str] = typer.Option(None, help="seeds of runs held out whole for validation"),
+                test_seeds: Optional[str] = typer.Option(None, help="seeds of runs held out whole for testing"),
+                overwrite: Overwrite = False):
+    """Buffered train/val/test slices of grid runs, in the map store layout."""
+    from ..grid.slices import build_slices
+
+    try:
+        fracs = [float(v) for v in fractions.split(",")]
+    except ValueError:
+        raise SkymorphError(f"--fractions {fractions!r}: expected three numbers") from None
+    path = build_slices(inputs, out, axis, size, buffer, _ints(layers, "--layers"), fracs,
+                        [f for f in (fields or "").split(",") if f] or None, _ints(val_seeds, "--val-seeds"),
+                        _ints(test_seeds, "--test-seeds"), overwrite)
+    from ..data.store import MapStore
+
+    with MapStore(path) as store:
+        counts = ", ".join(f"{s} {len(store.split(s))}" for s in ("train", "val", "test"))
+        typer.echo(f"wrote {path}: {store.n} tiles of {', '.join(store.domains)} ({counts}); "
+                   f"classes {', '.join(json.loads(store.attrs['classes']))}")
+
+
+@grid_app.command("compare")
+@friendly
+def grid_compare(inputs: list[Path] = typer.Argument(..., help="grid simulate outputs (several per class pool)"),
+                 out: Path = typer.Option(..., help="output stem: OUT.png, OUT.md"),
+                 overwrite: Overwrite = False):
+    """Gas statistics by class: density PDF width, density power spectrum slope, Mach number."""
+    from ..grid.statistics import compare_runs
+
+    png, md = compare_runs(inputs, out, overwrite)
+    typer.echo(f"wrote {png} and {md}")
+    typer.echo(md.read_text().split("\n\n", 2)[-1].rstrip())

@@ -47,12 +47,13 @@ def split_by_galaxy(galaxy_ids: np.ndarray, seed: int, fractions=(0.8, 0.1, 0.1)
 
 
 def write_store(path: Path, maps: dict[str, np.ndarray], meta: dict[str, np.ndarray], domains, attrs: dict,
-                seed: int, fractions=(0.8, 0.1, 0.1), meta_units: dict[str, str] | None = None) -> None:
-    """Write a complete store atomically: splits by galaxy (train, val, test ``fractions``),
-    normalisation from the train split; ``meta_units`` gives meta columns a ``unit`` attribute
-    (every ``truth_<name>`` column must have one)."""
+                seed: int, fractions=(0.8, 0.1, 0.1), meta_units: dict[str, str] | None = None,
+                splits: dict[str, np.ndarray] | None = None) -> None:
+    """Write a complete store atomically: splits by galaxy (train, val, test ``fractions``) unless
+    ``splits`` are given, normalisation from the train split; ``meta_units`` gives meta columns a
+    ``unit`` attribute (every ``truth_<name>`` column must have one)."""
     meta_units = meta_units or {}
-    splits = split_by_galaxy(meta["galaxy_id"], seed, fractions)
+    splits = splits if splits is not None else split_by_galaxy(meta["galaxy_id"], seed, fractions)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for d in domains:

@@ -43,7 +43,7 @@ PROBES = {
 }
 
 
-def _check(probe: str, levels) -> tuple[float, ...]:
+def check_levels(probe: str, levels) -> tuple[float, ...]:
     if probe not in PROBES:
         raise ConfigError(f"unknown probe {probe!r}; expected one of {', '.join(PROBES)}")
     levels = tuple(float(v) for v in (PROBES[probe][1] if levels is None else levels))
@@ -55,7 +55,7 @@ def _check(probe: str, levels) -> tuple[float, ...]:
 
 def perturb(maps: np.ndarray, probe: str, level: float, eps: list[float], seed: int = 0) -> np.ndarray:
     """Physical maps (N, C, H, W) degraded by ``probe`` at ``level``; ``eps``: each channel's log floor."""
-    _check(probe, [level])
+    check_levels(probe, [level])
     x = np.asarray(maps)
     if probe == "blur":
         return gaussian_filter(x, sigma=(0, 0, level, level), mode="reflect")
@@ -88,7 +88,7 @@ def probe_run(run: str | Path, data: str | Path, probe: str, split: str = "test"
               steps: int | None = None, n_samples: int = 1, reverse: bool = False, device: str = "cpu",
               progress: bool = False) -> ProbeResult:
     """Metrics (physical units, against the untouched truth) of the run on the probed inputs of ``split``."""
-    levels = _check(probe, levels)
+    levels = check_levels(probe, levels)
     cfg, method = load_run(run, reverse=reverse, device=device)
     index, source, truth, pixel, _ = read_views(cfg, data, split)
     eps = [cfg.norms[d]["eps"] for d in cfg.source]

@@ -87,18 +87,21 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
 
 def fit_run(out: Path, module: L.LightningModule, loader: DataLoader, val_loader: DataLoader, resume: bool,
             max_epochs: int, max_minutes: float | None, progress: bool, resume_command: str,
-            deterministic: bool = True, **trainer_options) -> dict:
+            deterministic: bool = True, callbacks: tuple = (), **trainer_options) -> dict:
     """Fit ``module`` into run folder ``out`` through Lightning: ``checkpoints/last.ckpt`` after every
     epoch (``resume`` continues from it: optimiser state, epoch count, and the time budget already
     spent), ``best.ckpt`` at the lowest ``val_loss``, CSV and TensorBoard logs (a resumed session logs
     to the next version_N), the budget in epochs and/or minutes, ``deterministic`` kernels. The
     session is added to ``training.json`` however it ends; Ctrl-C raises :class:`Interrupted` saying
-    what was kept and ``resume_command``, the command that continues it. Returns the run's training record (:func:`training_record`)."""
+    what was kept and ``resume_command``, the command that continues it; ``callbacks`` are added (e.g.
+    early stopping: its state travels in the checkpoint). Returns the run's training record
+    (:func:`training_record`)."""
     ckpt_dir = out / "checkpoints"
+    extra = list(callbacks)
     callbacks = [ModelCheckpoint(ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
                                  enable_version_counter=False),
                  ModelCheckpoint(ckpt_dir, filename="best", monitor="val_loss", save_top_k=1, every_n_epochs=1,
-                                 enable_version_counter=False)]
+                                 enable_version_counter=False), *extra]
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no GPU/TPU banners and tips
     trainer = L.Trainer(default_root_dir=out, max_epochs=max_epochs,
                         max_time=timedelta(minutes=max_minutes) if max_minutes else None,
@@ -117,7 +120,8 @@ def fit_run(out: Path, module: L.LightningModule, loader: DataLoader, val_loader
             raise
         stop = "interrupted"
     if stop is None:
-        stop = "epochs" if trainer.current_epoch >= max_epochs else "minutes"
+        stop = ("epochs" if trainer.current_epoch >= max_epochs else
+                "early stop" if any(getattr(c, "stopped_epoch", 0) for c in extra) else "minutes")
     best = callbacks[1].best_model_score
     record = record_session(out, time.perf_counter() - start, stop, trainer.current_epoch, trainer.global_step,
                             None if best is None else float(best))
@@ -157,7 +161,8 @@ def summary_line(rec: dict) -> str:
     """One line on how the run's training ended."""
     last = rec["sessions"][-1]
     why = {"epochs": "reached --max-epochs", "minutes": "used its --max-minutes budget",
-           "closed_form": "fitted in closed form", "interrupted": "interrupted"}[last["stop"]]
+           "closed_form": "fitted in closed form", "interrupted": "interrupted",
+           "early stop": "stopped early (no better validation loss in --patience epochs)"}[last["stop"]]
     loss = "" if last["best_val_loss"] is None else f", best validation loss {last['best_val_loss']:.4g}"
     return (f"{last['epochs']} epochs, {last['steps']} steps{loss}; {why} after {rec['seconds'] / 60:.2f} min of "
             f"training over {len(rec['sessions'])} session(s); translation uses checkpoints/"
