@@ -114,6 +114,12 @@ def test_cr_pulse_diffuses_along_b_only(kernel):
     assert out.sum() == pytest.approx(ec.sum(), rel=1e-13)
 
 
+def test_rkl2_stage_count_covers_the_step():
+    for ratio in (1.01, 3.0, 15.0, 400.0):
+        s = cosmic_rays.rkl2_stages(ratio)
+        assert (s * s + s - 2) / 4 >= ratio > ((s - 1) ** 2 + (s - 1) - 2) / 4 or s == 2
+
+
 def test_oblique_diffusion_conserves_and_creates_no_extrema():
     rng = np.random.default_rng(1)
     ec = 1.0 + rng.random((1, 32, 32))
@@ -130,7 +136,11 @@ def test_streaming_carries_the_flanks_away_at_the_alfven_speed():
     x, ec = _gaussian(n, (n,))
     bc = np.zeros((3, *ec.shape))
     bc[0] = 1.0  # v_A = 1 at rho = 1
-    out, _ = cosmic_rays.transport(ec, bc, np.ones_like(ec), t, 1.0 / n, stream=True, smoothing=32)
+    out, steps = ec, 50  # MHD-like steps, dt = 0.5 dx / v_A, each one RKL2 super-step
+    for _ in range(steps):
+        out, stages = cosmic_rays.transport(out, bc, np.ones_like(ec), t / steps, 1.0 / n, stream=True,
+                                            smoothing=32)
+    assert stages > 2
     ref = 1e-3 + np.exp(-(np.abs(x) - t) ** 2 / (2 * 0.05 ** 2))
     flank = (np.abs(x) > 0.22) & (np.abs(x) < 0.35)
     assert np.abs(out[0, 0] - ref)[flank].max() < 0.05 * ref[flank].max()

@@ -13,8 +13,9 @@ pdV work exactly, and CRs, being collisionless, gain no entropy at shocks). Tran
 streaming) is operator-split in :mod:`skymorph.grid.cosmic_rays`.
 
 Arrays are (nz, ny, nx) with x the last axis; face field ``b[d]`` sits on the lower face of each cell
-along axis d (x at i - 1/2, ...). The HLL sweep exists twice from the same scalar functions: a numba
-kernel (fused, threaded) and plain numpy with ``np.roll`` (the benchmark's reference).
+along axis d (x at i - 1/2, ...). Sweeps run on "pencils": the swept direction moved to the last, contiguous
+axis. The HLL sweep exists twice from the same scalar functions: a numba kernel (fused, threaded over
+rows) and plain numpy with ``np.roll`` (the benchmark's reference).
 """
 from __future__ import annotations
 
@@ -120,102 +121,81 @@ def _hll(rl, vnl, vt1l, vt2l, bt1l, bt2l, sl, rr, vnr, vt1r, vt2r, bt1r, bt2r, s
             _mix(sl * vnl, sr * vnr, sl, sr, lo, hi))
 
 
-def _order(d: int) -> tuple[int, ...]:
+def _order(d: int) -> list[int]:
     """Primitive indices in the face frame of direction d: rho, v_n, v_t1, v_t2, B_t1, B_t2, s."""
-    return 0, 1 + d, 1 + (d + 1) % 3, 1 + (d + 2) % 3, 4 + (d + 1) % 3, 4 + (d + 2) % 3, 7
+    return [0, 1 + d, 1 + (d + 1) % 3, 1 + (d + 2) % 3, 4 + (d + 1) % 3, 4 + (d + 2) % 3, 7]
+
+
+def to_pencils(a: np.ndarray, d: int, lead: int = 1) -> np.ndarray:
+    """``a`` (lead axes, nz, ny, nx) with direction d moved to the last axis, contiguous: every kernel
+    then sweeps along its last axis (rows are contiguous, neighbours are i +- 1)."""
+    return np.ascontiguousarray(np.moveaxis(a, lead + _axis(d), -1))
+
+
+def from_pencils(a: np.ndarray, d: int, lead: int = 1) -> np.ndarray:
+    return np.moveaxis(a, -1, lead + _axis(d))
 
 
 @register_jitable
-def _wrap(v, n):
-    """v in [-n, 2n) folded into [0, n) without an integer division."""
-    if v < 0:
-        return v + n
-    if v >= n:
-        return v - n
-    return v
-
-
-@register_jitable
-def shift(k, j, i, d, o, nz, ny, nx):
-    """The periodic neighbour o (|o| <= n) cells away from (k, j, i) along direction d."""
-    if d == 0:
-        return k, j, _wrap(i + o, nx)
-    if d == 1:
-        return k, _wrap(j + o, ny), i
-    return _wrap(k + o, nz), j, i
-
-
-@register_jitable
-def _recon(w, v, m2, m1, c, p1):
-    """Left and right states of variable v at a face, from the four cells around it."""
-    a, b, x, y = w[v, m2[0], m2[1], m2[2]], w[v, m1[0], m1[1], m1[2]], w[v, c[0], c[1], c[2]], w[v, p1[0], p1[1], p1[2]]
-    return b + 0.5 * _mc(b - a, x - b), x - 0.5 * _mc(x - b, y - x)
+def _left_right(w, v, a, b, im2, im1, i, ip1):
+    """Left and right states of variable v at the lower face of cell i of row (a, b)."""
+    m2, m1, c, p1 = w[v, a, b, im2], w[v, a, b, im1], w[v, a, b, i], w[v, a, b, ip1]
+    return m1 + 0.5 * _mc(m1 - m2, c - m1), c - 0.5 * _mc(c - m1, p1 - c)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _sweep_numba(w, bn, d, cs2, out):
-    nz, ny, nx = w.shape[1], w.shape[2], w.shape[3]
-    vn, vt1, vt2 = 1 + d, 1 + (d + 1) % 3, 1 + (d + 2) % 3
-    bt1, bt2 = 4 + (d + 1) % 3, 4 + (d + 2) % 3
-    for row in prange(nz * ny):
-        for i in range(nx):
-            _sweep_cell(w, bn, d, cs2, out, (row // ny, row % ny, i), vn, vt1, vt2, bt1, bt2, nz, ny, nx)
+def _sweep_numba(w, bn, cs2, out):
+    """HLL fluxes through the lower faces along the last axis; w, out (7, A, B, n) in face-frame order."""
+    na, nb, n = w.shape[1], w.shape[2], w.shape[3]
+    for row in prange(na * nb):
+        a, b = row // nb, row % nb
+        for i in range(n):
+            im2 = i - 2 if i >= 2 else i - 2 + n
+            im1 = i - 1 if i >= 1 else n - 1
+            ip1 = i + 1 if i < n - 1 else 0
+            rl, rr = _left_right(w, 0, a, b, im2, im1, i, ip1)
+            vnl, vnr = _left_right(w, 1, a, b, im2, im1, i, ip1)
+            v1l, v1r = _left_right(w, 2, a, b, im2, im1, i, ip1)
+            v2l, v2r = _left_right(w, 3, a, b, im2, im1, i, ip1)
+            b1l, b1r = _left_right(w, 4, a, b, im2, im1, i, ip1)
+            b2l, b2r = _left_right(w, 5, a, b, im2, im1, i, ip1)
+            sl, sr = _left_right(w, 6, a, b, im2, im1, i, ip1)
+            f = _hll(rl, vnl, v1l, v2l, b1l, b2l, sl, rr, vnr, v1r, v2r, b1r, b2r, sr, bn[a, b, i], cs2)
+            out[0, a, b, i] = f[0]
+            out[1, a, b, i] = f[1]
+            out[2, a, b, i] = f[2]
+            out[3, a, b, i] = f[3]
+            out[4, a, b, i] = f[4]
+            out[5, a, b, i] = f[5]
+            out[6, a, b, i] = f[6]
 
 
-@register_jitable
-def _sweep_cell(w, bn, d, cs2, out, c, vn, vt1, vt2, bt1, bt2, nz, ny, nx):
-    m2 = shift(c[0], c[1], c[2], d, -2, nz, ny, nx)
-    m1 = shift(c[0], c[1], c[2], d, -1, nz, ny, nx)
-    p1 = shift(c[0], c[1], c[2], d, 1, nz, ny, nx)
-    rl, rr = _recon(w, 0, m2, m1, c, p1)
-    vnl, vnr = _recon(w, vn, m2, m1, c, p1)
-    vt1l, vt1r = _recon(w, vt1, m2, m1, c, p1)
-    vt2l, vt2r = _recon(w, vt2, m2, m1, c, p1)
-    b1l, b1r = _recon(w, bt1, m2, m1, c, p1)
-    b2l, b2r = _recon(w, bt2, m2, m1, c, p1)
-    sl, sr = _recon(w, 7, m2, m1, c, p1)
-    f = _hll(rl, vnl, vt1l, vt2l, b1l, b2l, sl, rr, vnr, vt1r, vt2r, b1r, b2r, sr, bn[c[0], c[1], c[2]], cs2)
-    k, j, i = c
-    out[0, k, j, i] = f[0]
-    out[vn, k, j, i] = f[1]
-    out[vt1, k, j, i] = f[2]
-    out[vt2, k, j, i] = f[3]
-    out[bt1, k, j, i] = f[4]
-    out[bt2, k, j, i] = f[5]
-    out[7, k, j, i] = f[6]
-    out[4 + d, k, j, i] = 0.0
-
-
-def _sweep_numpy(w, bn, d, cs2, out):
-    ax = _axis(d)
-    states = []
-    for v in _order(d):
-        c = w[v]
-        m1, m2, p1 = np.roll(c, 1, ax), np.roll(c, 2, ax), np.roll(c, -1, ax)
-        states.append((m1 + 0.5 * _mc(m1 - m2, c - m1), c - 0.5 * _mc(c - m1, p1 - c)))
-    f = _hll(*[s[0] for s in states], *[s[1] for s in states], bn, cs2)
-    for v, fv in zip(_order(d), f):
-        out[v] = fv
-    out[4 + d] = 0.0
+def _sweep_numpy(w, bn, cs2, out):
+    m1, m2, p1 = np.roll(w, 1, -1), np.roll(w, 2, -1), np.roll(w, -1, -1)
+    left, right = m1 + 0.5 * _mc(m1 - m2, w - m1), w - 0.5 * _mc(w - m1, p1 - w)
+    for q, fq in enumerate(_hll(*left, *right, bn, cs2)):
+        out[q] = fq
 
 
 def fluxes(w: np.ndarray, b: np.ndarray, d: int, cs2: float = 1.0, kernel: str = "numba") -> np.ndarray:
-    """HLL fluxes (8, nz, ny, nx) through the lower faces along d, in the primitives' variable slots
-    (slot 4 + d, the normal field, is zero; slots 4 + t hold the flux of B_t along d)."""
-    out = np.empty_like(w)
-    (_sweep_numba if kernel == "numba" else _sweep_numpy)(w, b[d], d, cs2, out)
-    return out
+    """HLL fluxes (7, nz, ny, nx) through the lower faces along d in the face frame: rho, m_n, m_t1,
+    m_t2, B_t1, B_t2, s (t1 = d + 1, t2 = d + 2 cyclically)."""
+    rotated = to_pencils(w[_order(d)], d)
+    f = np.empty_like(rotated)
+    (_sweep_numba if kernel == "numba" else _sweep_numpy)(rotated, to_pencils(b[d], d, 0), cs2, f)
+    return from_pencils(f, d)
 
 
 def _emf(f: dict, c: int, shape) -> np.ndarray:
     """Edge EMF E_c on the (a, b) corner of each cell, (a, b, c) cyclic: the mean of the face fluxes
-    -F^a[B_b] averaged over b and F^b[B_a] averaged over a (the inactive directions drop out)."""
+    -F^a[B_b] (B_t1 of a) averaged over b and F^b[B_a] (B_t2 of b) averaged over a; inactive
+    directions drop out."""
     a, b = (c + 1) % 3, (c + 2) % 3
     terms = []
     if a in f:
-        terms.append(-0.5 * (f[a][4 + b] + np.roll(f[a][4 + b], 1, _axis(b))))
+        terms.append(-0.5 * (f[a][4] + np.roll(f[a][4], 1, _axis(b))))
     if b in f:
-        terms.append(0.5 * (f[b][4 + a] + np.roll(f[b][4 + a], 1, _axis(a))))
+        terms.append(0.5 * (f[b][5] + np.roll(f[b][5], 1, _axis(a))))
     return sum(terms) / len(terms) if terms else np.zeros(shape)
 
 
@@ -226,10 +206,11 @@ def rhs(state: State, cs2: float = 1.0, kernel: str = "numba") -> tuple[np.ndarr
     f = {d: fluxes(w, state.b, d, cs2, kernel) for d in dims}
     du = np.zeros_like(state.u)
     for d in dims:
-        fd = f[d][[0, 1, 2, 3, 7]]
-        du -= (np.roll(fd, -1, _axis(d) + 1) - fd) / state.dx
+        ax = _axis(d)
+        for slot, var in ((0, 0), (1, 1 + d), (2, 1 + (d + 1) % 3), (3, 1 + (d + 2) % 3), (6, 4)):
+            du[var] -= (np.roll(f[d][slot], -1, ax) - f[d][slot]) / state.dx
     e = [_emf(f, c, state.b.shape[1:]) for c in range(3)]
-    db = np.zeros_like(state.b)
+    db = np.empty_like(state.b)
     for a in range(3):
         b, c = (a + 1) % 3, (a + 2) % 3
         curl = (np.roll(e[c], -1, _axis(b)) - e[c]) - (np.roll(e[b], -1, _axis(c)) - e[b])

@@ -124,7 +124,7 @@ def advance(state: mhd.State, dt: float, cfg: SimConfig, driver: Driver | None) 
     if cfg.model in ("cr_diffuse", "cr_stream"):
         ec = 3.0 * state.u[4] ** (4.0 / 3.0)
         ec, _ = cosmic_rays.transport(ec, mhd.cell_field(state.b), state.u[0], dt, state.dx, cfg.kappa,
-                                      cfg.model == "cr_stream", cfg.smoothing)
+                                      cfg.model == "cr_stream", cfg.smoothing, cfg.kernel)
         state.u[4] = (ec / 3.0) ** 0.75
     if driver is not None:
         state.u = driver.kick(state.u, dt)
