@@ -149,3 +149,44 @@ def test_power_spectrum_of_a_single_mode_and_a_power_law():
     field = np.fft.ifft2(amp * np.fft.fft2(rng.standard_normal((n, n)))).real
     k, p = power_spectrum(1.0 + 0.01 * field / field.std())
     assert spectral_slope(k, p) == pytest.approx(-3.0, abs=0.3)
+
+
+def test_cli_simulate_slices_compare_classify(tmp_path):
+    """The chain a user runs, on tiny runs: exit codes, outputs, one-line errors that name the problem."""
+    from typer.testing import CliRunner
+
+    from skymorph.cli import app
+
+    runner = CliRunner()
+    runs = []
+    for model, extra in (("mhd", []), ("cr_advect", [])):
+        out = tmp_path / f"{model}.h5"
+        res = runner.invoke(app, ["grid", "simulate", "--model", model, *extra, "--n", "24", "--snapshots", "2",
+                                  "--spinup", "0.2", "--every", "0.2", "--out", str(out), "--no-progress"])
+        assert res.exit_code == 0 and f"wrote {out}" in res.output, res.output
+        runs.append(str(out))
+    res = runner.invoke(app, ["grid", "simulate", "--model", "mhd", "--kappa", "1", "--out", str(tmp_path / "k.h5")])
+    assert res.exit_code == 1 and "--kappa 1" in res.stderr and not (tmp_path / "k.h5").exists()
+    res = runner.invoke(app, ["grid", "simulate", "--model", "mhd", "--n", "16", "--out", runs[0]])
+    assert res.exit_code == 1 and "--overwrite" in res.stderr
+    store = tmp_path / "s.h5"
+    res = runner.invoke(app, ["grid", "slices", *runs, "--size", "8", "--buffer", "0", "--fractions", "1,1,1",
+                              "--out", str(store)])
+    assert res.exit_code == 0 and "classes cr_advect, mhd" in res.output, res.output
+    res = runner.invoke(app, ["grid", "slices", *runs, "--size", "8", "--buffer", "4", "--out", str(tmp_path / "b.h5")])
+    assert res.exit_code == 1 and "split would be empty" in res.stderr
+    res = runner.invoke(app, ["grid", "compare", *runs, "--out", str(tmp_path / "cmp")])
+    assert res.exit_code == 0 and "sigma(ln rho)" in res.output and (tmp_path / "cmp.png").exists()
+    run = tmp_path / "cls"
+    res = runner.invoke(app, ["classify", "train", "--data", str(store), "--out", str(run), "--max-epochs", "1",
+                              "--batch-size", "4", "--no-progress"])
+    assert res.exit_code == 0 and "1 epochs" in res.output, res.output
+    res = runner.invoke(app, ["classify", "evaluate", str(run), "--out", str(tmp_path / "ev")])
+    assert res.exit_code == 0 and "accuracy" in res.output
+    res = runner.invoke(app, ["classify", "probe", str(run), "--probe", "blur", "--levels", "0,2",
+                              "--out", str(tmp_path / "pb")])
+    assert res.exit_code == 0 and "sigma_px" in res.output
+    res = runner.invoke(app, ["classify", "explain", str(run), "--out", str(tmp_path / "ex")])
+    assert res.exit_code == 0 and "completeness gap" in res.output
+    res = runner.invoke(app, ["classify", "probe", str(run), "--probe", "noise", "--out", str(tmp_path / "pn")])
+    assert res.exit_code == 1 and "--probe 'noise'" in res.stderr
