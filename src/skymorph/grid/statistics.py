@@ -3,7 +3,8 @@ log-density PDF, the density power spectrum and its slope, the rms Mach number; 
 puts runs side by side (``skymorph grid compare``).
 
 Power spectra are shell averages of |FFT(rho / <rho> - 1)|^2 over integer wavenumbers k (units 2 pi / L,
-the box length), for 2D planes or 3D cubes; the slope is the least-squares fit of log P against log k
+the box length), for 2D planes or 3D cubes (periodic boxes need no window, unlike the maps of
+:func:`skymorph.fields.power_spectrum`, which is 2D only); the slope is the least-squares fit of log P against log k
 over ``fit_range``. Values come per snapshot; intervals are 68% percentiles over a run's snapshots
 bootstrapped (each snapshot one unit; snapshots a quarter turnover apart are only roughly independent,
 stated in the table).
