@@ -165,7 +165,7 @@ def summary_line(rec: dict) -> str:
            "early stop": "stopped early (no better validation loss in --patience epochs)"}[last["stop"]]
     loss = "" if last["best_val_loss"] is None else f", best validation loss {last['best_val_loss']:.4g}"
     return (f"{last['epochs']} epochs, {last['steps']} steps{loss}; {why} after {rec['seconds'] / 60:.2f} min of "
-            f"training over {len(rec["sessions"])} session(s); the run is applied from checkpoints/"
+            f"training over {len(rec['sessions'])} session(s); the run is applied from checkpoints/"
             + ("last.ckpt" if last["stop"] == "closed_form" else "best.ckpt"))
 
 
