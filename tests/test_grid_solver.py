@@ -166,6 +166,22 @@ def test_driving_is_solenoidal_and_reaches_the_target_mach():
     assert np.abs(mhd.total(state)["momentum"]).max() < 1e-12
 
 
+def test_3d_driving_is_solenoidal_and_keeps_div_b_and_momentum():
+    d = Driver((12, 12, 12), mach=1.0, seed=1)
+    f = np.fft.fftn(d.field(), axes=(1, 2, 3))
+    k = np.fft.fftfreq(12, 1 / 12)
+    kz, ky, kx = np.meshgrid(k, k, k, indexing="ij")
+    assert np.abs(kx * f[0] + ky * f[1] + kz * f[2]).max() < 1e-10 * np.abs(f).max()
+    assert len(d.k) == 16  # one of each +-k pair: 6 + 12 + 8 + 6 lattice vectors with |k|^2 = 1, 2, 3, 4
+    cfg = sim.SimConfig(model="cr_stream", n=12, dim=3, seed=1)
+    state = sim.initial_state(cfg)
+    for _ in range(10):
+        state = sim.advance(state, mhd.time_step(state, 0.3), cfg, d)
+    assert np.abs(mhd.divergence(state.b, state.dx)).max() * state.dx < 1e-12
+    assert np.abs(mhd.total(state)["momentum"]).max() < 1e-12
+    assert np.abs(state.u[3]).max() > 0  # the z direction is driven in 3D
+
+
 def test_simulate_resumes_to_the_same_file(tmp_path, monkeypatch):
     cfg = sim.SimConfig(model="cr_advect", n=16, mach=1.0, snapshots=2, spinup=0.2, every=0.2, seed=4)
     ref = sim.simulate(cfg, tmp_path / "ref.h5")
