@@ -167,6 +167,9 @@ def test_cli_simulate_slices_compare_classify(tmp_path):
         runs.append(str(out))
     res = runner.invoke(app, ["grid", "simulate", "--model", "mhd", "--kappa", "1", "--out", str(tmp_path / "k.h5")])
     assert res.exit_code == 1 and "--kappa 1" in res.stderr and not (tmp_path / "k.h5").exists()
+    for flags, message in ((["--smoothing", "4"], "--smoothing: only cr_stream"), (["--cr-ratio", "2"], "no cosmic rays")):
+        res = runner.invoke(app, ["grid", "simulate", "--model", "mhd", *flags, "--out", str(tmp_path / "k.h5")])
+        assert res.exit_code == 1 and message in res.stderr
     res = runner.invoke(app, ["grid", "simulate", "--model", "mhd", "--n", "16", "--out", runs[0]])
     assert res.exit_code == 1 and "--overwrite" in res.stderr
     store = tmp_path / "s.h5"

@@ -44,12 +44,14 @@ def grid_simulate(out: Path = typer.Option(..., help="output snapshot file (.h5)
                   dim: int = typer.Option(2, help="2 or 3 dimensions"),
                   mach: float = typer.Option(1.0, help="target rms Mach number of the driving"),
                   beta: float = typer.Option(1.0, help="plasma beta of the mean field B0 along x"),
-                  cr_ratio: float = typer.Option(1.0, help="initial CR to gas pressure ratio (CR models)"),
+                  cr_ratio: Optional[float] = typer.Option(None, help="initial CR to gas pressure ratio (CR models; "
+                                                                      "default 1)"),
                   snapshots: int = typer.Option(10, help="snapshots to write"),
                   spinup: float = typer.Option(2.0, help="turnover times L / (M c_s) before the first snapshot"),
                   every: float = typer.Option(0.5, help="turnover times between snapshots"),
                   cfl: float = typer.Option(0.3, help="Courant number (<= 0.5)"),
-                  smoothing: float = typer.Option(8.0, help="streaming regularisation length h, cells"),
+                  smoothing: Optional[float] = typer.Option(None, help="streaming regularisation length h, cells "
+                                                                       "(cr_stream; default 8)"),
                   kernel: str = typer.Option("numba", help="HLL sweep: numba or numpy (the reference)"),
                   seed: int = typer.Option(0, help="seed of the driving"),
                   resume: bool = typer.Option(False, help="continue an interrupted run of OUT"),
@@ -58,8 +60,14 @@ def grid_simulate(out: Path = typer.Option(..., help="output snapshot file (.h5)
     """Driven MHD turbulence with a cosmic-ray fluid (the built-in finite-volume solver)."""
     from ..grid.simulate import SimConfig, label_of, simulate
 
-    cfg = SimConfig(model=model, n=n, dim=dim, mach=mach, kappa=kappa, beta=beta, cr_ratio=cr_ratio,
-                    snapshots=snapshots, spinup=spinup, every=every, cfl=cfl, smoothing=smoothing, seed=seed,
+    if smoothing is not None and model != "cr_stream":
+        raise SkymorphError(f"--smoothing: only cr_stream streams (model {model})")
+    if cr_ratio is not None and model == "mhd":
+        raise SkymorphError("--cr-ratio: model mhd has no cosmic rays")
+    defaults = SimConfig()
+    cfg = SimConfig(model=model, n=n, dim=dim, mach=mach, kappa=kappa, beta=beta,
+                    cr_ratio=defaults.cr_ratio if cr_ratio is None else cr_ratio, snapshots=snapshots, spinup=spinup,
+                    every=every, cfl=cfl, smoothing=defaults.smoothing if smoothing is None else smoothing, seed=seed,
                     kernel=kernel)
     path = simulate(cfg, out, resume=resume, overwrite=overwrite, progress=progress)
     typer.echo(f"wrote {path}: {label_of(cfg)}, {snapshots} snapshots of {n}^{dim}")
