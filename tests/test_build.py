@@ -16,6 +16,7 @@ from skymorph.errors import InputError, OutputExistsError
 from skymorph.maps.domains import get_domains
 from skymorph.maps.projection import project_particles
 from skymorph.maps.views import render_views
+from skymorph.sim.derived import moment0_21cm
 from skymorph.sim.sources import open_source
 
 
@@ -27,7 +28,7 @@ def test_store_layout_units_and_splits_by_galaxy(store_path):
     with MapStore(store_path) as s:
         assert s.n == 15 and s.npix == 32
         assert s.domains == ["dm", "star", "gas", "hi", "hi21", "temp", "bfield"]  # registry order
-        assert s.unit("hi21") == "mK" and s.unit("bfield") == "Gauss" and s.unit("dm") == "Msun/kpc^2"
+        assert s.unit("hi21") == "K km/s" and s.unit("bfield") == "Gauss" and s.unit("dm") == "Msun/kpc^2"
         splits = {k: s.split(k) for k in ("train", "val", "test")}
         assert np.array_equal(np.sort(np.concatenate(list(splits.values()))), np.arange(15))
         gid = s.meta("galaxy_id")
@@ -56,10 +57,36 @@ def test_views_are_paired_and_mass_weighted_maps_are_ratios(store_path, synth_di
         assert np.allclose(s.maps("gas", i), m, rtol=1e-5, atol=1e-6 * m.max())
         t = np.divide(mt, m, out=np.zeros_like(m), where=m > 0)
         assert np.allclose(s.maps("temp", i), t, rtol=1e-5)
-        # hi21 is the HI column over the cube depth: a fixed multiple of the HI map
+        # hi21 is moment 0 of the optically thin line: N_HI / 1.823e18 K km/s, the same multiple of HI everywhere
         hi, t21 = s.maps("hi", i), s.maps("hi21", i)
-        ratio = t21[hi > 0] / hi[hi > 0]
-        assert np.allclose(ratio, ratio[0], rtol=1e-5)
+        assert np.allclose(t21[hi > 0] / hi[hi > 0], moment0_21cm(1.0), rtol=1e-5)
+
+
+def test_21cm_moment0_does_not_depend_on_the_field_of_view(synth_dir):
+    """The old hi21 divided the HI column by the cube depth (2 x half-width), so doubling --fov halved it;
+    moment 0 at the same pixel size changes only by the HI beyond the smaller cube."""
+    g = open_source(synth_dir).load(0)
+    small = render_views(g, get_domains("hi21"), 32, np.eye(3)[None], fov=1.0).maps["hi21"][0]
+    large = render_views(g, get_domains("hi21"), 64, np.eye(3)[None], fov=2.0).maps["hi21"][0]
+    centre = large[16:48, 16:48]  # the same 32 x 32 pixels of the same size
+    assert centre.sum() == pytest.approx(small.sum(), rel=0.05)
+    assert centre.sum() >= small.sum() * (1 - 1e-5)  # only gas is added along the longer line of sight
+
+
+def test_h2_domain_and_the_hi_model_in_the_store(synth_dir, tmp_path):
+    src = open_source(synth_dir)
+    for model in ("simple", "br06"):
+        out = build_dataset(src, tmp_path / f"{model}.h5", domains="hi,h2,gas", size=16, rotations=0, hi_model=model,
+                            progress=False)
+        with MapStore(out) as s:
+            hi, h2 = s.maps("hi"), s.maps("h2")
+            assert s.unit("h2") == "Msun/kpc^2" and s.attrs["hi_model"].startswith(model)
+            if model == "simple":
+                assert not h2.any()
+                neutral = hi
+            else:
+                assert h2.sum() > 0 and hi.sum() < neutral.sum()
+                np.testing.assert_allclose(hi + h2, neutral, rtol=1e-4, atol=1e-6 * neutral.max())
 
 
 def test_rotation_about_line_of_sight_rotates_the_map(synth_dir):
@@ -145,7 +172,7 @@ def test_fits_export_round_trip(store_path, tmp_path):
     with fits.open(out) as hdul:
         assert np.array_equal(hdul[0].data, img)
         h = hdul[0].header
-        assert h["BUNIT"] == "mK" and h["CUNIT1"] == "kpc"
+        assert h["BUNIT"] == "K km s-1" and h["CUNIT1"] == "kpc"
         assert h["CDELT1"] == pytest.approx(2 * hw / 32) and h["EXTENT"] == pytest.approx(2 * hw)
 
 

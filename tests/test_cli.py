@@ -15,7 +15,7 @@ def _run(*args):
 def test_info_show_and_fits(store_path, tmp_path):
     res = _run("maps", "info", store_path)
     assert res.exit_code == 0, res.output
-    assert "15 views of 5 galaxies" in res.output and "hi21" in res.output and "mK" in res.output
+    assert "15 views of 5 galaxies" in res.output and "hi21" in res.output and "K km/s" in res.output
     png = tmp_path / "v.png"
     assert _run("maps", "show", store_path, "--index", 2, "--out", png).exit_code == 0
     import matplotlib.image as mpimg

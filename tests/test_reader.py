@@ -5,6 +5,7 @@ import pytest
 from skymorph.errors import InputError
 from skymorph.sim import loadSubhalo, loadSubhalos, loadSubset, read_cutout
 from skymorph.sim.sources import TNGSimulation
+from skymorph.sim.units import pressure_k
 from tng_files import gas_fields, write_cutout, write_snapshot
 
 
@@ -38,7 +39,14 @@ def test_read_cutout_converts_with_the_files_a_and_h(cutout):
     assert np.allclose(gas.hsml, 2.5 * (3 * gas.mass / (4 * np.pi * rho)) ** (1 / 3))
     assert np.allclose(gas.fields["bfield"], np.linalg.norm(g["MagneticField"].astype(float), axis=1) * h / a**2 * 2.6015e-6,
                        rtol=1e-4)
-    assert np.allclose(gas.fields["hi_mass"], 0.76 * gas.mass * g["NeutralHydrogenAbundance"])
+    neutral = 0.76 * gas.mass * g["NeutralHydrogenAbundance"]
+    assert np.allclose(gas.fields["neutral_h_mass"], neutral)
+    # the default HI model (BR06) splits it by the cell pressure (2/3) rho u / k_B
+    np.testing.assert_allclose(gas.fields["pressure"], pressure_k(rho, g["InternalEnergy"].astype(float)), rtol=1e-12)
+    np.testing.assert_allclose(gas.fields["hi_mass"] + gas.fields["h2_mass"], neutral, rtol=1e-6)
+    ok = gas.fields["hi_mass"] > 0
+    np.testing.assert_allclose(gas.fields["h2_mass"][ok] / gas.fields["hi_mass"][ok],
+                               (gas.fields["pressure"][ok] / 4.3e4) ** 0.92, rtol=1e-6)
     assert np.array_equal(gas.fields["eos"] > 0, g["StarFormationRate"] > 0)
     # DM has no Masses: every particle weighs MassTable[1]
     assert np.allclose(p["dm"].mass, 2e-4 * 1e10 / h)
@@ -48,6 +56,24 @@ def test_read_cutout_converts_with_the_files_a_and_h(cutout):
     from scipy.spatial import cKDTree
     d, _ = cKDTree(p["dm"].pos).query(p["dm"].pos, k=65)
     assert np.allclose(p["dm"].hsml, d[:, -1])
+
+
+def test_hi_density_saturates_in_dense_star_forming_gas(tmp_path):
+    """BR06: at P >> P0 the HI density of a cell grows only as rho^(1 - 0.92) while the neutral gas grows as
+    rho; below P0 HI follows the neutral gas."""
+    n = 7
+    rho = np.logspace(-6, 0, n).astype(np.float32)  # code units: 1e-6 .. 1 -> P/k from ~1e1 to ~1e7 K cm^-3
+    gas = {"Coordinates": np.full((n, 3), 1000.0) + np.arange(n)[:, None], "Masses": np.full(n, 1e-5, np.float32),
+           "Density": rho, "InternalEnergy": np.full(n, 100.0, np.float32),
+           "ElectronAbundance": np.full(n, 0.1, np.float32), "NeutralHydrogenAbundance": np.full(n, 0.9, np.float32),
+           "StarFormationRate": np.full(n, 0.1, np.float32)}
+    cells = read_cutout(write_cutout(tmp_path / "dense.hdf5", {"PartType0": gas}), parttypes=("gas",))["gas"]
+    hi_density = cells.fields["hi_mass"] / (cells.mass / cells.fields["density"])
+    p = cells.fields["pressure"]
+    assert p[0] < 4.3e4 / 100 and p[-1] > 4.3e4 * 100
+    slope = np.diff(np.log(hi_density)) / np.diff(np.log(cells.fields["density"]))
+    assert slope[0] == pytest.approx(1.0, abs=0.02)  # atomic: HI follows the gas
+    assert slope[-1] == pytest.approx(0.08, abs=0.02)  # molecular: HI saturates
 
 
 def test_stored_smoothing_lengths_are_used(tmp_path):

@@ -1,10 +1,11 @@
 """Code-unit conversions and derived-field formulas against hand-computed values (DESIGN.md section 3)."""
 import numpy as np
 import pytest
-from astropy.cosmology import FlatLambdaCDM
 
+from skymorph.errors import ConfigError
 from skymorph.sim import units
-from skymorph.sim.derived import T21_COEFF_MK, brightness_temperature_21cm, hi_mass
+from skymorph.sim.derived import hi_column_density, moment0_21cm, neutral_hydrogen_mass, split_neutral
+from skymorph.sim.units import pressure_k
 
 M_P_G, K_B_CGS = 1.67262192e-24, 1.380649e-16  # proton mass [g], Boltzmann [erg/K]
 
@@ -35,25 +36,32 @@ def test_code_unit_factors_by_hand():
     assert cu.bfield_gauss == pytest.approx(0.7 / 0.25 * 2.60e-6, rel=1e-3)
 
 
-def test_21cm_coefficient_is_villaescusa_navarro():
-    assert 188.0 < T21_COEFF_MK < 191.0
+def test_21cm_moment0_by_hand():
+    # 1 Msun/pc^2 = 1e6 Msun/kpc^2 = 1.989e33 g / (3.0857e18 cm)^2 / 1.6737e-24 g = 1.248e20 atoms / cm^2
+    n = hi_column_density(1e6)
+    assert n == pytest.approx(1.989e33 / 3.0857e18**2 / 1.6737e-24, rel=2e-3)
+    assert moment0_21cm(1e6) == pytest.approx(n / 1.823e18)  # K km/s, optically thin
 
 
-def test_21cm_brightness_by_hand():
-    cosmo = FlatLambdaCDM(H0=67.74, Om0=0.3089)
-    h = 0.6774
-    rho_c0 = 277.536627 * h**2  # Msun / kpc^3 (2.775e11 h^2 Msun / Mpc^3)
-    sigma, depth = 1e7, 50.0  # Msun/kpc^2, kpc -> rho_HI = 2e5 Msun/kpc^3
-    t0 = brightness_temperature_21cm(sigma, depth, 0.0, cosmo)
-    assert t0 == pytest.approx(T21_COEFF_MK * h * 2e5 / rho_c0, rel=1e-4)
-    # at z = 1 the comoving density is a^3 the physical one, times (1+z)^2 H0/H(z)
-    t1 = brightness_temperature_21cm(sigma, depth, 1.0, cosmo)
-    ez = np.sqrt(0.3089 * 8 + 0.6911)
-    assert t1 / t0 == pytest.approx(4.0 / ez / 8.0, rel=1e-6)
+def test_br06_split_by_hand_and_neutral_mass_kept():
+    p = np.array([4.3e3, 4.3e4, 4.3e5])  # K cm^-3
+    neutral = np.array([1e6, 1e6, 1e6])
+    hi, h2 = split_neutral(neutral, p, "br06")
+    r = np.array([0.1 ** 0.92, 1.0, 10 ** 0.92])
+    np.testing.assert_allclose(h2 / hi, r, rtol=1e-12)
+    np.testing.assert_allclose(hi + h2, neutral, rtol=1e-15)
+    assert hi[1] == pytest.approx(5e5)  # P = P0: half molecular
+    hi_s, h2_s = split_neutral(neutral, p, "simple")
+    assert np.array_equal(hi_s, neutral) and not h2_s.any()
+    with pytest.raises(ConfigError, match="--hi-model 'krumholz'"):
+        split_neutral(neutral, p, "krumholz")
+    assert neutral_hydrogen_mass(np.array([1e6]), np.array([0.5]))[0] == pytest.approx(0.76 * 0.5e6)
 
 
-def test_hi_mass_simple_model():
-    assert hi_mass(np.array([1e6]), np.array([0.5]))[0] == pytest.approx(0.76 * 0.5e6)
+def test_pressure_by_hand():
+    # (2/3) rho u / k_B: 1e7 Msun/kpc^3 = 6.77e-25 g/cm^3, u = 100 (km/s)^2 = 1e12 cm^2/s^2
+    rho_cgs = 1e7 * 1.98841e33 / 3.085678e21**3
+    assert pressure_k(1e7, 100.0) == pytest.approx(2 / 3 * rho_cgs * 1e12 / 1.380649e-16, rel=1e-4)
 
 
 def test_hydrogen_number_density_by_hand():

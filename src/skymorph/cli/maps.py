@@ -30,7 +30,7 @@ def synth(out_dir: Path = typer.Argument(..., help="folder for cutout_<id>.hdf5 
 @friendly
 def maps_build(source: Path = typer.Argument(..., help="folder of cutouts with catalog.hdf5, or a TNG basePath"),
                out: Path = typer.Option(..., help="output map store (.h5)"),
-               domains: str = typer.Option("dm,star,gas,hi,hi21,temp,bfield", help="comma-separated domains"),
+               domains: str = typer.Option("dm,star,gas,hi,hi21,temp,bfield", help="comma-separated domains (also h2)"),
                size: int = typer.Option(64, help="pixels per side"),
                rotations: int = typer.Option(3, help="random rotations per galaxy (plus the unrotated view)"),
                fov: float = typer.Option(1.0, help="half-width in half-mass radii of --fov-ref"),
@@ -42,6 +42,8 @@ def maps_build(source: Path = typer.Argument(..., help="folder of cutouts with c
                seed: int = typer.Option(0, help="random seed for rotations and splits"),
                workers: int = typer.Option(1, help="worker processes"),
                splits: str = typer.Option("0.8,0.1,0.1", help="train,val,test fractions of the galaxies"),
+               hi_model: str = typer.Option("br06", help="HI/H2 split of the neutral hydrogen: br06 (Blitz & "
+                                                         "Rosolowsky 2006 pressure relation) or simple (all HI)"),
                overwrite: Overwrite = False,
                progress: ProgressBar = True):
     """Project galaxies into a paired multi-domain map store (resumes an interrupted build)."""
@@ -55,7 +57,7 @@ def maps_build(source: Path = typer.Argument(..., help="folder of cutouts with c
     src = open_source(source, snapshot, ids)
     fractions = number_list(splits, "--splits", float)
     path = build_dataset(src, out, domains, size, rotations, fov, fov_ref, seed, workers, overwrite, face_edge,
-                         splits=fractions, progress=progress)
+                         splits=fractions, progress=progress, hi_model=hi_model)
     typer.echo(f"wrote {path}")
 
 

@@ -22,7 +22,7 @@ from rich.progress import Progress
 from ..errors import ConfigError, SkymorphError
 from ..maps.domains import REF_TYPES, get_domains
 from ..maps.views import render_views, view_rotations
-from ..sim.derived import HI_MODEL
+from ..sim.derived import DEFAULT_HI_MODEL, HI_MODELS, split_neutral
 from ..atomic import atomic_path, check_output
 from .store import FLAG_BOX_EDGE, FLAG_EOS_GAS, TRUTH_PREFIX, write_store
 
@@ -45,6 +45,10 @@ def render_galaxy(source, gid: int, settings: dict, parts: Path) -> int:
     for d in domains:
         require.setdefault(d.ptype, []).extend(d.requires)
     galaxy = source.load(gid, ptypes, require)
+    gas = galaxy.particles.get("gas")
+    if gas is not None and "neutral_h_mass" in gas.fields and "pressure" in gas.fields:
+        gas.fields["hi_mass"], gas.fields["h2_mass"] = split_neutral(gas.fields["neutral_h_mass"],
+                                                                     gas.fields["pressure"], settings["hi_model"])
     rng = np.random.default_rng([settings["seed"], gid])
     rots = view_rotations(settings["rotations"], rng, galaxy, settings["face_edge"])
     vs = render_views(galaxy, domains, settings["size"], rots, settings["fov"], settings["fov_ref"], threads=1)
@@ -100,10 +104,13 @@ def check_splits(splits) -> tuple[float, float, float]:
 
 def build_dataset(source, out: str | Path, domains: str = ALL_DOMAINS, size: int = 64, rotations: int = 3,
                   fov: float = 1.0, fov_ref: str = "gas", seed: int = 0, workers: int = 1, overwrite: bool = False,
-                  face_edge: bool = False, progress: bool = True, splits=(0.8, 0.1, 0.1)) -> Path:
+                  face_edge: bool = False, progress: bool = True, splits=(0.8, 0.1, 0.1),
+                  hi_model: str = DEFAULT_HI_MODEL) -> Path:
     """Render every galaxy of ``source`` and write the map store ``out``; resumes an interrupted build.
-    ``splits``: the train, val and test fractions of the galaxies."""
+    ``splits``: the train, val and test fractions of the galaxies; ``hi_model`` splits the neutral
+    hydrogen into HI and H2 (:data:`skymorph.sim.derived.HI_MODELS`)."""
     doms = get_domains(domains)
+    split_neutral(np.zeros(1), np.ones(1), hi_model)  # validates the name
     for flag, value, ok, need in (("--size", size, size >= 4, "at least 4"),
                                   ("--rotations", rotations, rotations >= 0, "0 or more"),
                                   ("--fov", fov, fov > 0, "positive"), ("--workers", workers, workers >= 1, "at least 1")):
@@ -114,7 +121,7 @@ def build_dataset(source, out: str | Path, domains: str = ALL_DOMAINS, size: int
         raise ConfigError(f"unknown --fov-ref {fov_ref!r}; expected gas, dm or star")
     out = check_output(out, overwrite)
     settings = {"domains": ",".join(d.name for d in doms), "size": size, "rotations": rotations, "fov": fov,
-                "fov_ref": fov_ref, "seed": seed, "face_edge": face_edge, "hi_model": HI_MODEL,
+                "fov_ref": fov_ref, "seed": seed, "face_edge": face_edge, "hi_model": hi_model,
                 "source": source.description, "splits": list(splits)}
     parts = out.with_name(out.name + ".parts")
     settings_file = parts / "settings.json"
@@ -134,7 +141,7 @@ def build_dataset(source, out: str | Path, domains: str = ALL_DOMAINS, size: int
         raise
     maps, meta, meta_units = _assemble(parts, ids, doms)
     write_store(out, maps, meta, doms, {"settings": settings, "source": source.description,
-                                        "hi_model": HI_MODEL}, seed, splits, meta_units)
+                                        "hi_model": f"{hi_model}: {HI_MODELS[hi_model]}"}, seed, splits, meta_units)
     shutil.rmtree(parts)
     return out
 

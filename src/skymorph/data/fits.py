@@ -11,7 +11,7 @@ from ..atomic import atomic_path
 from ..atomic import check_output
 from .store import MapStore
 
-FITS_UNITS = {"Msun/kpc^2": "solMass/kpc2", "mK": "mK", "K": "K", "Gauss": "G"}
+FITS_UNITS = {"Msun/kpc^2": "solMass/kpc2", "mK": "mK", "K": "K", "K km/s": "K km s-1", "Gauss": "G"}
 
 
 def export_fits(store: MapStore, index: int, domain: str, out: str | Path, overwrite: bool = False) -> Path:

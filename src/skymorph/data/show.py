@@ -54,7 +54,7 @@ def show_view(store: MapStore, index: int, out: str | Path, overwrite: bool = Fa
     hw = float(store.meta("half_width_kpc", index))
     n = len(store.domains)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), squeeze=False)
-    cmaps = {"dm": "magma", "star": "bone", "gas": "viridis", "hi": "cividis", "hi21": "inferno",
+    cmaps = {"dm": "magma", "star": "bone", "gas": "viridis", "hi": "cividis", "h2": "plasma", "hi21": "inferno",
              "temp": "coolwarm", "bfield": "plasma"}
     bar_kpc = float(f"{0.5 * hw:.1g}")
     for ax, d in zip(axes[0], store.domains):

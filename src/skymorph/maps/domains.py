@@ -24,12 +24,15 @@ class Domain:
     requires: tuple[str, ...] = ()
 
 
+_HI = ("NeutralHydrogenAbundance", "InternalEnergy")  # the neutral fraction and the pressure of the HI/H2 split
 DOMAINS: dict[str, Domain] = {d.name: d for d in (
     Domain("dm", "dm", "mass", "Msun/kpc^2", "dark-matter surface density"),
     Domain("star", "stars", "mass", "Msun/kpc^2", "stellar surface density"),
     Domain("gas", "gas", "mass", "Msun/kpc^2", "gas surface density"),
-    Domain("hi", "gas", "hi_mass", "Msun/kpc^2", "HI surface density", requires=("NeutralHydrogenAbundance",)),
-    Domain("hi21", "gas", "hi_mass", "mK", "21 cm brightness temperature", requires=("NeutralHydrogenAbundance",)),
+    Domain("hi", "gas", "hi_mass", "Msun/kpc^2", "HI surface density", requires=_HI),
+    Domain("h2", "gas", "h2_mass", "Msun/kpc^2", "H2 surface density", requires=_HI),
+    Domain("hi21", "gas", "hi_mass", "K km/s", "21 cm moment 0 (velocity-integrated brightness temperature, "
+                                                "optically thin)", requires=_HI),
     Domain("temp", "gas", "mass", "K", "mass-weighted gas temperature", value="temperature",
            requires=("InternalEnergy", "ElectronAbundance")),
     Domain("bfield", "gas", "mass", "Gauss", "mass-weighted |B|", value="bfield", requires=("MagneticField",)),

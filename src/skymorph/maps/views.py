@@ -7,7 +7,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..errors import InputError
-from ..sim.derived import brightness_temperature_21cm
+from ..sim.derived import moment0_21cm
 from ..sim.sources import Galaxy
 from .domains import REF_TYPES, Domain
 from .projection import project_channels
@@ -78,8 +78,6 @@ def render_views(galaxy: Galaxy, domains: list[Domain], npix: int, rotations: np
         raise InputError(f"{galaxy.source}: galaxy {galaxy.id} has no {fov_ref} half-mass radius "
                          f"(SubhaloHalfmassRadType is 0): cannot set the field of view")
     hw = float(fov * r_half)
-    z = galaxy.header.redshift
-    cosmo = galaxy.header.cosmology
     nview = len(rotations)
     maps = {d.name: np.zeros((nview, npix, npix), np.float32) for d in domains}
     counts = np.zeros((nview, 3), np.int64)
@@ -107,7 +105,7 @@ def render_views(galaxy: Galaxy, domains: list[Domain], npix: int, rotations: np
                 if d.value:
                     out = np.divide(ch[1], ch[0], out=np.zeros_like(ch[0]), where=ch[0] > 0)
                 elif d.name == "hi21":
-                    out = brightness_temperature_21cm(ch[0], 2.0 * hw, z, cosmo)
+                    out = moment0_21cm(ch[0])
                 else:
                     out = ch[0]
                 maps[d.name][v] = out

@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..hdf5 import open_hdf5
 from ..sph import knn_distance
 from . import units
-from .derived import hi_mass
+from .derived import DEFAULT_HI_MODEL, neutral_hydrogen_mass, split_neutral
 from .particles import Header, ParticleSet, part_type_name, part_type_number
 from .relations import TNG_COSMOLOGY
 
@@ -375,8 +375,9 @@ def _check_finite(path, group: str, name: str, arr: np.ndarray, nonnegative: boo
 def to_particles(raw: dict, ptype: str, header: Header, mass_table: np.ndarray | None, source) -> ParticleSet:
     """Convert raw code-unit fields of one species into a physical :class:`ParticleSet`.
 
-    Gas gets 'density' [Msun/kpc^3], 'temperature' [K], 'eos' (star-forming: T from the effective
-    equation of state, not physical), 'bfield' |B| [Gauss], 'hi_mass' [Msun], 'sfr' [Msun/yr];
+    Gas gets 'density' [Msun/kpc^3], 'temperature' [K], 'pressure' P/k_B [K cm^-3], 'eos' (star-forming:
+    T and P from the effective equation of state), 'bfield' |B| [Gauss], 'neutral_h_mass' and, split by
+    the default HI model (:mod:`skymorph.sim.derived`), 'hi_mass' and 'h2_mass' [Msun], 'sfr' [Msun/yr];
     wind particles (GFM_StellarFormationTime <= 0) are dropped from stars.
     """
     cu = units.CodeUnits(header.a, header.h)
@@ -409,6 +410,8 @@ def to_particles(raw: dict, ptype: str, header: Header, mass_table: np.ndarray |
             raise InputError(f"{source}: field {group}/Density has {int((rho <= 0).sum())} non-positive values")
         fields["density"] = rho
         hsml = GAS_KERNEL_FACTOR * (3.0 * mass / (4.0 * np.pi * rho)) ** (1.0 / 3.0)
+        if "InternalEnergy" in raw:
+            fields["pressure"] = units.pressure_k(rho, raw["InternalEnergy"])
         if "InternalEnergy" in raw and "ElectronAbundance" in raw:
             fields["temperature"] = units.temperature(raw["InternalEnergy"], raw["ElectronAbundance"])
         if "StarFormationRate" in raw:
@@ -417,7 +420,10 @@ def to_particles(raw: dict, ptype: str, header: Header, mass_table: np.ndarray |
         if "MagneticField" in raw:
             fields["bfield"] = np.linalg.norm(raw["MagneticField"].astype(np.float64), axis=1) * cu.bfield_gauss
         if "NeutralHydrogenAbundance" in raw:
-            fields["hi_mass"] = hi_mass(mass, raw["NeutralHydrogenAbundance"])
+            fields["neutral_h_mass"] = neutral_hydrogen_mass(mass, raw["NeutralHydrogenAbundance"])
+            if "pressure" in fields:
+                fields["hi_mass"], fields["h2_mass"] = split_neutral(fields["neutral_h_mass"], fields["pressure"],
+                                                                     DEFAULT_HI_MODEL)
     else:
         own = {"stars": "StellarHsml", "dm": "SubfindHsml"}[ptype]
         if own in raw:

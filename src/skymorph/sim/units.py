@@ -18,6 +18,8 @@ UNIT_MASS_MSUN = 1e10  # code mass unit, Msun / h
 B_UNIT_GAUSS = float(np.sqrt((1e10 * u.Msun * (u.km / u.s) ** 2 / u.kpc**3).to(u.barye).value))
 #: (gamma - 1) * 1 (km/s)^2 * m_p / k_B [K]: T = this * u * mu (≈ 80.8 K per (km/s)^2)
 _T_PER_U = float(((GAMMA - 1.0) * (1 * u.km / u.s) ** 2 * const.m_p / const.k_B).to(u.K).value)
+#: (gamma - 1) * 1 Msun/kpc^3 * 1 (km/s)^2 / k_B [K cm^-3]: P / k_B = this * rho * u
+_PK_PER_RHO_U = float(((GAMMA - 1.0) * u.Msun / u.kpc**3 * (u.km / u.s) ** 2 / const.k_B).to(u.K / u.cm**3).value)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,12 @@ def temperature(internal_energy: np.ndarray, electron_abundance: np.ndarray) -> 
 def internal_energy(temperature_k: np.ndarray, electron_abundance: np.ndarray) -> np.ndarray:
     """Inverse of :func:`temperature`: specific internal energy [(km/s)^2]."""
     return np.asarray(temperature_k, dtype=np.float64) / (_T_PER_U * mean_molecular_weight(electron_abundance))
+
+
+def pressure_k(rho_msun_kpc3: np.ndarray, internal_energy: np.ndarray) -> np.ndarray:
+    """Gas pressure P / k_B [K cm^-3] = (gamma - 1) rho u / k_B (for star-forming cells the
+    effective equation of state's pressure, as Arepo stores it)."""
+    return _PK_PER_RHO_U * np.asarray(rho_msun_kpc3, dtype=np.float64) * np.asarray(internal_energy, dtype=np.float64)
 
 
 def hydrogen_number_density(rho_msun_kpc3: np.ndarray) -> np.ndarray:
