@@ -100,3 +100,40 @@ def maps_fits(store: Path = typer.Argument(..., help="map store (.h5)"),
 
     with MapStore(store) as s:
         typer.echo(f"wrote {export_fits(s, index, domain, out, overwrite)}")
+
+
+@maps_app.command("cube")
+@friendly
+def maps_cube(source: Path = typer.Argument(..., help="folder of cutouts with catalog.hdf5, or a TNG basePath"),
+              index: int = typer.Option(..., help="galaxy (subhalo) id"),
+              out: Path = typer.Option(..., help="output FITS cube"),
+              snapshot: Optional[int] = typer.Option(None, help="snapshot number (TNG simulation folder)"),
+              size: int = typer.Option(128, help="pixels per side"),
+              channel_width: float = typer.Option(5.0, help="channel width, km/s"),
+              velocity_range: str = typer.Option("-400:400", help="LO:HI line-of-sight velocities, km/s"),
+              fov: float = typer.Option(1.0, help="half-width in half-mass radii of --fov-ref"),
+              fov_ref: Literal["gas", "dm", "star"] = typer.Option("gas", help="species whose half-mass radius "
+                                                                             "sets the field"),
+              inclination: Optional[float] = typer.Option(None, help="degrees from face-on (default: the "
+                                                                     "simulation's z axis)"),
+              turbulence: float = typer.Option(5.0, help="turbulent line-width floor, km/s"),
+              hi_model: str = typer.Option("br06", help="HI/H2 split: br06 or simple"),
+              overwrite: Overwrite = False):
+    """HI position-position-velocity cube of one galaxy, with moment maps (FITS)."""
+    from ..atomic import check_output
+    from ..maps.cube import galaxy_cube, parse_velocity_range, write_cube_fits
+    from ..sim.sources import open_source
+
+    check_output(out, overwrite)
+    src = open_source(source, snapshot, [index] if snapshot is not None else None)
+    galaxy = src.load(index, ("gas", "dm", "stars"), {"gas": ["Velocities", "NeutralHydrogenAbundance",
+                                                             "InternalEnergy"]})
+    cube = galaxy_cube(galaxy, size, channel_width, parse_velocity_range(velocity_range), fov, fov_ref, inclination,
+                       turbulence, hi_model)
+    path = write_cube_fits(cube, out, overwrite=overwrite)
+    hi = cube.hi_mass_map.sum() * (2 * cube.half_width / size) ** 2
+    typer.echo(f"wrote {path}: {len(cube.velocities)} channels of {channel_width:g} km/s, {size}^2 px of "
+               f"{2 * cube.half_width / size:.3g} kpc; HI {hi:.3g} Msun, {100 * cube.lost_fraction:.2g}% outside "
+               f"the velocity range")
+    if cube.lost_fraction > 0.01:
+        typer.echo(f"warning: {100 * cube.lost_fraction:.1f}% of the HI falls outside --velocity-range", err=True)

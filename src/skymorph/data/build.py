@@ -22,7 +22,7 @@ from rich.progress import Progress
 from ..errors import ConfigError, SkymorphError
 from ..maps.domains import REF_TYPES, get_domains
 from ..maps.views import render_views, view_rotations
-from ..sim.derived import DEFAULT_HI_MODEL, HI_MODELS, split_neutral
+from ..sim.derived import DEFAULT_HI_MODEL, HI_MODELS, apply_hi_model, split_neutral
 from ..atomic import atomic_path, check_output
 from .store import FLAG_BOX_EDGE, FLAG_EOS_GAS, TRUTH_PREFIX, write_store
 
@@ -45,10 +45,8 @@ def render_galaxy(source, gid: int, settings: dict, parts: Path) -> int:
     for d in domains:
         require.setdefault(d.ptype, []).extend(d.requires)
     galaxy = source.load(gid, ptypes, require)
-    gas = galaxy.particles.get("gas")
-    if gas is not None and "neutral_h_mass" in gas.fields and "pressure" in gas.fields:
-        gas.fields["hi_mass"], gas.fields["h2_mass"] = split_neutral(gas.fields["neutral_h_mass"],
-                                                                     gas.fields["pressure"], settings["hi_model"])
+    if "gas" in galaxy.particles:
+        apply_hi_model(galaxy.particles["gas"], settings["hi_model"])
     rng = np.random.default_rng([settings["seed"], gid])
     rots = view_rotations(settings["rotations"], rng, galaxy, settings["face_edge"])
     vs = render_views(galaxy, domains, settings["size"], rots, settings["fov"], settings["fov_ref"], threads=1)

@@ -66,3 +66,11 @@ def moment0_21cm(sigma_hi_msun_kpc2: np.ndarray) -> np.ndarray:
     independent of the projection depth or the field of view."""
     return hi_column_density(sigma_hi_msun_kpc2) / N_HI_PER_K_KMS
 
+
+
+def apply_hi_model(gas, model: str) -> None:
+    """Set a gas ParticleSet's 'hi_mass' and 'h2_mass' fields by ``model`` from its 'neutral_h_mass'
+    and 'pressure' (the reader's fields; a set without them is left as it is)."""
+    if "neutral_h_mass" in gas.fields and "pressure" in gas.fields:
+        gas.fields["hi_mass"], gas.fields["h2_mass"] = split_neutral(gas.fields["neutral_h_mass"],
+                                                                     gas.fields["pressure"], model)
