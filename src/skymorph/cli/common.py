@@ -23,6 +23,8 @@ app.add_typer(grid_app, name="grid")
 classify_app = typer.Typer(help="Classify simulations from images (e.g. CR transport from gas density).",
                            no_args_is_help=True)
 app.add_typer(classify_app, name="classify")
+radio_app = typer.Typer(help="Radio: simulated galaxies placed on the sky (SKA sky models).", no_args_is_help=True)
+app.add_typer(radio_app, name="radio")
 
 Split = Literal["train", "val", "test"]
 Device = Literal["auto", "cpu", "cuda"]
