@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import typer
@@ -37,6 +38,10 @@ Sampler = Annotated[Optional[str], typer.Option(help="sampler of a diffusion-fam
                                                      "indi (default: the run's)")]
 Overwrite = Annotated[bool, typer.Option(help="replace existing outputs")]
 ProgressBar = Annotated[bool, typer.Option(help="progress bars")]
+Scheduler = Annotated[Optional[str], typer.Option(help="run the tasks on a Dask cluster: tcp://host:8786 (a running "
+                                                       "dask scheduler) or local:N (N worker processes here)")]
+Parts = Annotated[Optional[Path], typer.Option(help="folder for the part files (one every cluster worker can "
+                                                    "write; default beside the output)")]
 
 
 def friendly(fn):

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 import typer
 
 from ..errors import SkymorphError
-from .common import Overwrite, ProgressBar, RunDevice, cosmo_app, friendly, lensing_app
+from .common import Overwrite, Parts, ProgressBar, RunDevice, Scheduler, cosmo_app, friendly, lensing_app
 
 
 @cosmo_app.command("sim")
@@ -232,6 +232,8 @@ def lensing_maps(out: Path = typer.Option(..., help="output map file (.h5); chun
                  sigma_e: float = typer.Option(0.26, help="ellipticity dispersion per component"),
                  mask: Optional[Path] = typer.Option(None, help="mask (.npy or .fits, npix x npix, 1 = observed)"),
                  workers: int = typer.Option(1, help="processes making maps (the output does not depend on it)"),
+                 scheduler: Scheduler = None,
+                 parts: Parts = None,
                  overwrite: Overwrite = False,
                  progress: ProgressBar = True):
     """Convergence maps (PM Born or shifted lognormal) with KS shear, shape noise and an optional mask;
@@ -246,7 +248,8 @@ def lensing_maps(out: Path = typer.Option(..., help="output map file (.h5); chun
     mesh = 64 if mesh is None else mesh
     pm_steps = 10 if pm_steps is None else pm_steps
     path = make_kappa_maps(out, omega_m, sigma8, n_maps, field_deg, npix, z_source, seed, box, mesh, pm_steps, n_gal,
-                           sigma_e, mask, overwrite=overwrite, progress=progress, simulator=simulator, workers=workers)
+                           sigma_e, mask, overwrite=overwrite, progress=progress, simulator=simulator, workers=workers,
+                           scheduler=scheduler, parts_dir=parts)
     typer.echo(f"wrote {path}")
 
 

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 import typer
 
 from ..errors import SkymorphError
-from .common import Overwrite, ProgressBar, app, friendly, maps_app, number_list
+from .common import Overwrite, Parts, ProgressBar, Scheduler, app, friendly, maps_app, number_list
 
 
 @app.command()
@@ -41,6 +41,8 @@ def maps_build(source: Path = typer.Argument(..., help="folder of cutouts with c
                subhalos: Optional[str] = typer.Option(None, help="subhalo ids, e.g. 0-99 or 3,5,7"),
                seed: int = typer.Option(0, help="random seed for rotations and splits"),
                workers: int = typer.Option(1, help="worker processes"),
+               scheduler: Scheduler = None,
+               parts: Parts = None,
                splits: str = typer.Option("0.8,0.1,0.1", help="train,val,test fractions of the galaxies"),
                hi_model: str = typer.Option("br06", help="HI/H2 split of the neutral hydrogen: br06 (Blitz & "
                                                          "Rosolowsky 2006 pressure relation) or simple (all HI)"),
@@ -57,7 +59,7 @@ def maps_build(source: Path = typer.Argument(..., help="folder of cutouts with c
     src = open_source(source, snapshot, ids)
     fractions = number_list(splits, "--splits", float)
     path = build_dataset(src, out, domains, size, rotations, fov, fov_ref, seed, workers, overwrite, face_edge,
-                         splits=fractions, progress=progress, hi_model=hi_model)
+                         splits=fractions, progress=progress, hi_model=hi_model, scheduler=scheduler, parts_dir=parts)
     typer.echo(f"wrote {path}")
 
 

@@ -31,17 +31,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import multiprocessing as mp
 import shutil
 import signal
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
-from rich.progress import Progress
 
 from skymorph.atomic import atomic_path, write_text
 from skymorph.cosmo.lensing import comoving_distance, ks_forward, shape_noise_std
@@ -52,6 +49,7 @@ from skymorph.cosmo.mesh import linear_field, power_spectrum_3d
 from skymorph.cosmo.nbody import check_memory, simulate
 from skymorph.atomic import check_output
 from skymorph.errors import ConfigError, InputError, Interrupted, SkymorphError
+from skymorph.parallel import check_scheduler, run_tasks, writable_folder
 from skymorph.provenance import provenance
 
 __all__ = ["SIMULATORS", "parse_range", "run_simulation", "plot_power", "make_kappa_maps"]
@@ -254,26 +252,6 @@ def _make_chunk(spec: dict, j: int, oms: np.ndarray, s8s: np.ndarray, seeds: np.
     return j
 
 
-def _run_chunks(spec, todo, bounds, oms, s8s, seeds, msk, parts, workers, progress, n_done, n_maps):
-    args = {j: (oms[a:b], s8s[a:b], seeds[a:b]) for j, (a, b) in ((j, bounds[j]) for j in todo)}
-    with Progress(disable=not progress, transient=False) as bar:
-        task = bar.add_task(f"{spec['simulator']} convergence maps", total=n_maps, completed=n_done)
-        if workers == 1 or len(todo) <= 1:
-            for j in todo:
-                _make_chunk(spec, j, *args[j], msk, parts)
-                bar.advance(task, bounds[j][1] - bounds[j][0])
-            return
-        pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn"),
-                                   initializer=_worker_init)
-        try:
-            futures = {pool.submit(_make_chunk, spec, j, *args[j], msk, parts): j for j in todo}
-            for fut in as_completed(futures):
-                j = fut.result()  # a worker's error stops the run (the other chunks are cancelled)
-                bar.advance(task, bounds[j][1] - bounds[j][0])
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
 def _open_parts(parts: Path, settings: dict, overwrite: bool) -> None:
     """The parts folder of ``settings``: kept when its settings match (resume), replaced with
     ``overwrite``, otherwise refused (ConfigError naming the differing options)."""
@@ -295,7 +273,8 @@ def _open_parts(parts: Path, settings: dict, overwrite: bool) -> None:
 def make_kappa_maps(out, omega_m, sigma8, n_maps: int = 1, field_deg: float = 5.0, npix: int = 128,
                     z_source: float = 1.0, seed: int = 0, box: float = 256.0, mesh: int = 64, steps: int = 10,
                     n_gal: float = 30.0, sigma_e: float = 0.26, mask=None, a_init: float = 0.1,
-                    overwrite: bool = False, progress: bool = True, simulator: str = "pm", workers: int = 1) -> Path:
+                    overwrite: bool = False, progress: bool = True, simulator: str = "pm", workers: int = 1,
+                    scheduler: str | None = None, parts_dir=None) -> Path:
     """Write ``n_maps`` convergence maps, their shear and noisy shear to ``kappa.h5``, resumably.
 
     ``omega_m`` and ``sigma8`` are numbers or (lo, hi) ranges drawn uniformly per map; the per-map
@@ -304,8 +283,10 @@ def make_kappa_maps(out, omega_m, sigma8, n_maps: int = 1, field_deg: float = 5.
     run (``mesh``^3 particles on a ``mesh``^3 mesh); ``"lognormal"``: a shifted-lognormal field with
     the Limber C_ell of the map's cosmology (:mod:`skymorph.cosmo.lognormal`; ``box``, ``mesh``,
     ``steps`` and ``a_init`` are unused). Chunks of maps go to part files ``<out>.parts/`` as they are
-    made, by ``workers`` processes (the result does not depend on ``workers``); a rerun with the
-    same settings makes only the missing chunks, other settings are refused unless ``overwrite``.
+    made, by ``workers`` processes or on the Dask ``scheduler`` (:func:`skymorph.parallel.run_tasks`; the
+    result does not depend on either), in OUT.parts inside ``parts_dir`` if given (a folder every
+    cluster worker can write); a rerun with the same settings makes only the missing chunks, other settings are refused
+    unless ``overwrite``.
     See the module docstring for the layout.
     """
     om_lo, om_hi = parse_range(omega_m, "--omega-m")
@@ -351,14 +332,19 @@ def make_kappa_maps(out, omega_m, sigma8, n_maps: int = 1, field_deg: float = 5.
                 "mask": hashlib.sha256(msk.tobytes()).hexdigest(), "chunk": chunk}
     if simulator == "pm":
         settings.update({"box": float(box), "mesh": int(mesh), "steps": int(steps), "a_init": float(a_init)})
-    parts = out.with_name(out.name + ".parts")
+    check_scheduler(scheduler)
+    parts = (writable_folder(parts_dir) if parts_dir is not None else out.parent) / (out.name + ".parts")
     _open_parts(parts, settings, overwrite)
     bounds = [(a, min(a + chunk, n_maps)) for a in range(0, n_maps, chunk)]
     todo = [j for j in range(len(bounds)) if not _part_path(parts, j).exists()]
     n_done = n_maps - sum(bounds[j][1] - bounds[j][0] for j in todo)
     spec = {**settings, "noise_std": sigma_n}
     try:
-        _run_chunks(spec, todo, bounds, oms, s8s, seeds, msk, parts, workers, progress, n_done, n_maps)
+        run_tasks(_make_chunk, {j: (spec, j, oms[a:b], s8s[a:b], seeds[a:b], msk, parts)
+                                for j, (a, b) in ((j, bounds[j]) for j in todo)},
+                  workers, scheduler, progress, f"{spec['simulator']} convergence maps",
+                  weight=lambda j: bounds[j][1] - bounds[j][0], total=n_maps, completed=n_done,
+                  initializer=_worker_init)
     except KeyboardInterrupt:
         kept = sum(b - a for j, (a, b) in enumerate(bounds) if _part_path(parts, j).exists())
         raise Interrupted(f"{kept} of {n_maps} maps are kept in {parts}; rerun the same command to resume") from None

@@ -9,21 +9,18 @@ Projection runs single-threaded inside each worker, so the result does not depen
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import shutil
-import signal
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import h5py
 import numpy as np
-from rich.progress import Progress
 
 from ..errors import ConfigError, SkymorphError
 from ..maps.domains import REF_TYPES, get_domains
 from ..maps.views import render_views, view_rotations
 from ..sim.derived import DEFAULT_HI_MODEL, HI_MODELS, apply_hi_model, split_neutral
 from ..atomic import atomic_path, check_output
+from ..parallel import check_scheduler, run_tasks, writable_folder
 from .store import FLAG_BOX_EDGE, FLAG_EOS_GAS, TRUTH_PREFIX, write_store
 
 ALL_DOMAINS = "dm,star,gas,hi,hi21,temp,bfield"
@@ -103,10 +100,12 @@ def check_splits(splits) -> tuple[float, float, float]:
 def build_dataset(source, out: str | Path, domains: str = ALL_DOMAINS, size: int = 64, rotations: int = 3,
                   fov: float = 1.0, fov_ref: str = "gas", seed: int = 0, workers: int = 1, overwrite: bool = False,
                   face_edge: bool = False, progress: bool = True, splits=(0.8, 0.1, 0.1),
-                  hi_model: str = DEFAULT_HI_MODEL) -> Path:
+                  hi_model: str = DEFAULT_HI_MODEL, scheduler: str | None = None, parts_dir=None) -> Path:
     """Render every galaxy of ``source`` and write the map store ``out``; resumes an interrupted build.
     ``splits``: the train, val and test fractions of the galaxies; ``hi_model`` splits the neutral
-    hydrogen into HI and H2 (:data:`skymorph.sim.derived.HI_MODELS`)."""
+    hydrogen into HI and H2 (:data:`skymorph.sim.derived.HI_MODELS`). Galaxies render in ``workers``
+    processes or on the Dask ``scheduler`` (:func:`skymorph.parallel.run_tasks`), their part files in
+    OUT.parts inside ``parts_dir`` if given (a folder every cluster worker can write), else beside OUT."""
     doms = get_domains(domains)
     split_neutral(np.zeros(1), np.ones(1), hi_model)  # validates the name
     for flag, value, ok, need in (("--size", size, size >= 4, "at least 4"),
@@ -121,7 +120,8 @@ def build_dataset(source, out: str | Path, domains: str = ALL_DOMAINS, size: int
     settings = {"domains": ",".join(d.name for d in doms), "size": size, "rotations": rotations, "fov": fov,
                 "fov_ref": fov_ref, "seed": seed, "face_edge": face_edge, "hi_model": hi_model,
                 "source": source.description, "splits": list(splits)}
-    parts = out.with_name(out.name + ".parts")
+    check_scheduler(scheduler)
+    parts = (writable_folder(parts_dir) if parts_dir is not None else out.parent) / (out.name + ".parts")
     settings_file = parts / "settings.json"
     if parts.exists() and settings_file.exists() and json.loads(settings_file.read_text()) != settings:
         if not overwrite:
@@ -133,7 +133,8 @@ def build_dataset(source, out: str | Path, domains: str = ALL_DOMAINS, size: int
     ids = source.ids
     todo = [g for g in ids if not _part_path(parts, g).exists()]
     try:
-        _render_all(source, todo, settings, parts, workers, progress)
+        run_tasks(render_galaxy, {g: (source, g, settings, parts) for g in todo}, workers, scheduler, progress,
+                  f"rendering {len(todo)} galaxies")
     except SkymorphError:
         shutil.rmtree(parts)  # bad input: resuming cannot help, leave nothing behind
         raise
@@ -142,29 +143,3 @@ def build_dataset(source, out: str | Path, domains: str = ALL_DOMAINS, size: int
                                         "hi_model": f"{hi_model}: {HI_MODELS[hi_model]}"}, seed, splits, meta_units)
     shutil.rmtree(parts)
     return out
-
-
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the parent, which reports it once (finished galaxies are kept as parts)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _render_all(source, todo: list[int], settings: dict, parts: Path, workers: int, progress: bool) -> None:
-    with Progress(disable=not progress, transient=False) as bar:
-        task = bar.add_task(f"rendering {len(todo)} galaxies", total=len(todo))
-        if workers == 1 or len(todo) <= 1:
-            for gid in todo:
-                render_galaxy(source, gid, settings, parts)
-                bar.advance(task)
-        else:
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_ignore_sigint) as pool:
-                futures = [pool.submit(render_galaxy, source, gid, settings, parts) for gid in todo]
-                pending = set(futures)
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                    for fut in done:
-                        if fut.exception() is not None:
-                            for p in pending:
-                                p.cancel()
-                            raise fut.exception()
-                        bar.advance(task)
