@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from skymorph.cli import app
 
 README = Path(__file__).parent.parent / "README.md"
-SECTIONS = ("## A tour", "## The physics wing", "### Through the gradients", "### Mass mapping", "## Grid simulations",
+SECTIONS = ("## A tour", "### HI spectral cubes", "## The physics wing", "### Through the gradients", "### Mass mapping", "## Grid simulations",
             "## Inference")  # heading starts
 RULES = [(r"--galaxies \d+", "--galaxies 5"), (r"--particles 10000", "--particles 300"),
          (r"--mesh 128 --particles 64", "--mesh 32 --particles 16"), (r"--size 64", "--size 32"),
@@ -23,7 +23,8 @@ RULES = [(r"--galaxies \d+", "--galaxies 5"), (r"--particles 10000", "--particle
          (r"--n-maps 3000", "--n-maps 400"), (r"--n-maps 200", "--n-maps 50"), (r"--maps 0:24", "--maps 0:2"),
          (r"--nsamples \d+", "--nsamples 16"), (r"(skymorph benchmark (?!.*--max-epochs))", r"\1--max-epochs 1 "),
          (r"--n 64 ", "--n 24 "), (r"--snapshots 20 --every 0.25 --spinup 1.5", "--snapshots 2 --every 0.2 --spinup 0.2"),
-         (r"--size 16 --buffer 5", "--size 8 --buffer 0"), (r"classify train --data", "classify train --batch-size 4 --data")]
+         (r"--size 16 --buffer 5", "--size 8 --buffer 0"), (r"classify train --data", "classify train --batch-size 4 --data"),
+         (r"--size 128 --out hi_cube", "--size 16 --out hi_cube")]
 runner = CliRunner()
 
 
