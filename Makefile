@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/diffusion.py
 	$(BIN)/python benchmarks/pm.py --steps 3 --repeat 1   # JaxPM reference: pip install -e ".[bench]"
 	$(BIN)/python benchmarks/reconstruct.py
+	$(BIN)/python benchmarks/grid.py --steady
 
 clean:
 	rm -rf $(VENV) $(DEMO)

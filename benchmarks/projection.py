@@ -18,7 +18,12 @@ support radius is kernel_gamma * H (Wendland C2, kernel_gamma = 1.897367); skymo
 support radius h itself. Both are given the same support radius in pixels. swiftsimio's
 image is mass per unit box area (image.sum() / npix^2 = mass).
 
+Also: cells per second into an HI cube (128^2 x 160 channels; reference: the same cells projected
+into one map) and the map-build throughput of the process pool and a Dask LocalCluster at 1 and 2
+workers (reference: the build in this process).
+
     python benchmarks/projection.py [--n 1000000] [--npix 512] [--repeat 3] [--n-subsampled 100000]
+        [--cube-cells 100000] [--cluster-galaxies 8]
 """
 from __future__ import annotations
 
@@ -63,6 +68,10 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--build-particles", type=int, default=100_000,
                     help="particles per species of the synthetic galaxy timed by `maps build` (0: skip)")
+    ap.add_argument("--cube-cells", type=int, default=100_000, help="gas cells into a 128^2 x 160-channel HI cube "
+                                                                     "(0: skip)")
+    ap.add_argument("--cluster-galaxies", type=int, default=8, help="galaxies built by the process pool and a "
+                                                                   "Dask LocalCluster at 1 and 2 workers (0: skip)")
     args = ap.parse_args(argv)
 
     import numba
@@ -156,6 +165,10 @@ def main(argv=None) -> None:
               f"= {t4 / t1:.2f} x one channel (4 separate projections: 4.00 x)\n")
     if args.build_particles:
         build_timing(args.build_particles, args.repeat)
+    if args.cube_cells:
+        cube_timing(args.cube_cells, args.repeat)
+    if args.cluster_galaxies:
+        cluster_timing(args.cluster_galaxies)
 
 
 def build_timing(n_particles: int, repeat: int) -> None:
@@ -175,7 +188,7 @@ def build_timing(n_particles: int, repeat: int) -> None:
         synthesize(tmp / "gal", 1, n_particles, seed=2, progress=False)
         src = open_source(tmp / "gal")
         settings = {"domains": "dm,star,gas,hi,hi21,temp,bfield", "size": 256, "rotations": 3, "fov": 1.0,
-                    "fov_ref": "gas", "seed": 0, "face_edge": False}
+                    "fov_ref": "gas", "seed": 0, "face_edge": False, "hi_model": "br06"}
         (tmp / "parts").mkdir()
         t_full, _ = _best_time(lambda: render_galaxy(src, 0, settings, tmp / "parts"), repeat)
         galaxy = src.load(0)
@@ -186,6 +199,50 @@ def build_timing(n_particles: int, repeat: int) -> None:
     print(f"  {t_full:.2f} s per galaxy = {n_maps / t_full:.1f} maps/s "
           f"(reading, smoothing lengths, rotations, projection, part file); projection alone {t_proj:.2f} s "
           f"= {t_proj / t_full:.2f} of it; a pool of W workers builds ~W galaxies at a time")
+
+
+def cube_timing(n_cells: int, repeat: int) -> None:
+    from skymorph.maps.cube import hi_cube
+    from skymorph.maps.projection import project_particles
+    from skymorph.sim.particles import ParticleSet
+
+    rng = np.random.default_rng(3)
+    pos = rng.normal(0, 5.0, (n_cells, 3))
+    vel = np.column_stack([np.zeros(n_cells), np.zeros(n_cells), rng.normal(0, 100.0, n_cells)])
+    gas = ParticleSet("gas", pos, np.full(n_cells, 1e5), rng.uniform(0.2, 2.0, n_cells),
+                      {"hi_mass": np.full(n_cells, 1e5), "velocity": vel, "temperature": rng.uniform(1e2, 1e4, n_cells)})
+    hi_cube(gas.select(np.arange(n_cells) < 100), np.eye(3), 128, 20.0, 5.0, (-400, 400), np.zeros(3))  # compile
+    t_cube, _ = _best_time(lambda: hi_cube(gas, np.eye(3), 128, 20.0, 5.0, (-400, 400), np.zeros(3)), repeat)
+    sel = np.abs(pos[:, 2]) < 20.0
+    t_map, _ = _best_time(lambda: project_particles(pos[sel, :2], gas.mass[sel], gas.hsml[sel], 128, 20.0,
+                                                    threads=1), repeat)
+    print(f"HI cube, {n_cells:,} cells into 128^2 x 160 channels, 1 thread: {t_cube:.2f} s = "
+          f"{n_cells / t_cube:,.0f} cells/s; one map of the same cells {t_map:.3f} s (cube = {t_cube / t_map:.0f} maps)")
+
+
+def cluster_timing(n_galaxies: int) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from skymorph.data.build import build_dataset
+    from skymorph.sim.sources import open_source
+    from skymorph.sim.synth import synthesize
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        synthesize(tmp / "gal", n_galaxies, 10_000, seed=4, progress=False)
+        src = open_source(tmp / "gal")
+        times = {}
+        for name, opts in (("1 process", {}), ("pool of 2", {"workers": 2}), ("LocalCluster 1", {"scheduler": "local:1"}),
+                           ("LocalCluster 2", {"scheduler": "local:2"})):
+            t0 = time.perf_counter()
+            build_dataset(src, tmp / f"{len(times)}.h5", size=128, rotations=3, progress=False, **opts)
+            times[name] = time.perf_counter() - t0
+    ref = times["1 process"]
+    print(f"maps build of {n_galaxies} galaxies (1e4 particles per species, 7 domains x 4 views at 128^2):")
+    for name, t in times.items():
+        print(f"  {name:15s} {t:6.1f} s = {n_galaxies / t:.2f} galaxies/s = {ref / t:.2f} x one process "
+              f"(cluster start-up included)")
 
 
 if __name__ == "__main__":
