@@ -18,10 +18,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# two test processes (pytest-xdist), one torch thread each: the tests are small, and two threads per
-# process on a busy 2-core machine oversubscribe it (measured 20-30x slower under load)
+# two test processes (pytest-xdist), one torch and one numba thread each: the tests are small, and two
+# threads per process on a busy 2-core machine oversubscribe it (measured 20-30x slower under load; the
+# numba-parallel grid kernels beside torch training, 7x)
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2
+	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2
 
 demo: $(STAMP)
 	$(BIN)/skymorph synth $(DEMO)/galaxies --galaxies 80 --particles 10000 --seed 1 --overwrite
