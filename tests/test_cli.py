@@ -1,5 +1,4 @@
 """The command line: outputs written where asked, and one clear line (no traceback) for bad input."""
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
