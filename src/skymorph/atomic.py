@@ -39,6 +39,17 @@ def write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def save_png(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Lay out a matplotlib figure, write it to ``path`` as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
 def check_output(path: str | Path, overwrite: bool) -> Path:
     """Refuse to overwrite ``path`` unless asked; make its folder."""
     path = Path(path)

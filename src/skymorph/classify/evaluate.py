@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ..atomic import atomic_path, check_output, write_text  # noqa: E402
+from ..atomic import check_output, save_png, write_text  # noqa: E402
 from ..data.store import MapStore  # noqa: E402
 from ..errors import InputError  # noqa: E402
 from ..evaluate.report import md_table  # noqa: E402
@@ -84,8 +84,7 @@ def evaluate_runs(runs, data=None, split: str = "test", out=None, overwrite: boo
               "unit": "one snapshot of one run (its tiles resampled together)", "runs": per_run,
               "mean_accuracy": float(np.mean([r["accuracy"]["value"] for r in per_run]))}
     if paths:
-        with atomic_path(paths[0]) as tmp:
-            Path(tmp).write_text(json.dumps(result, indent=1))
+        write_text(paths[0], json.dumps(result, indent=1))
         write_text(paths[1], report(result))
         _figure(result, paths[2])
     return result
@@ -121,7 +120,4 @@ def _figure(result: dict, path: Path) -> None:
     ax.set_ylabel("true")
     acc = result["runs"][0]["accuracy"]
     ax.set_title(f"accuracy {interval_text(acc)} ({result['split']}, {result['units']} units)", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, path, dpi=120)

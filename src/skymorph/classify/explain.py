@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from ..atomic import atomic_path, check_output, write_text  # noqa: E402
+from ..atomic import check_output, save_png, write_text  # noqa: E402
 from ..data.store import MapStore  # noqa: E402
 from ..errors import ConfigError, InputError  # noqa: E402
 from ..evaluate.report import md_table  # noqa: E402
@@ -96,10 +96,7 @@ def _explain_figure(image, maps, result, path) -> None:
     for a in axes.ravel():
         a.set_xticks([])
         a.set_yticks([])
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 def probe_classifier(run, probe: str, data=None, levels=None, split: str = "test", out=None,
@@ -129,8 +126,7 @@ def probe_classifier(run, probe: str, data=None, levels=None, split: str = "test
               "split": split, "images": int(len(y)), "units": int(len(np.unique(units))), "levels": rows,
               "chance": 1.0 / len(cfg.classes)}
     if paths:
-        with atomic_path(paths[0]) as tmp:
-            Path(tmp).write_text(json.dumps(result, indent=1))
+        write_text(paths[0], json.dumps(result, indent=1))
         lines = [f"# {probe} probe of {run} ({split}: {result['images']} images, {result['units']} units)", "",
                  f"{result['level_name']}: {result['meaning']}; 68% intervals over units; chance "
                  f"{result['chance']:.2f}.", ""]
@@ -152,7 +148,4 @@ def _probe_figure(result, path) -> None:
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8)
     ax.set_title(f"{result['probe']} probe ({result['units']} units)", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, path, dpi=120)

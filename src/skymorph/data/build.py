@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import ConfigError, SkymorphError
 from ..maps.domains import REF_TYPES, get_domains
 from ..maps.views import render_views, view_rotations
-from ..sim.derived import DEFAULT_HI_MODEL, HI_MODELS, apply_hi_model, split_neutral
+from ..sim.derived import DEFAULT_HI_MODEL, HI_MODELS, apply_hi_model, check_hi_model
 from ..atomic import atomic_path, check_output
 from ..parallel import check_scheduler, run_tasks, writable_folder
 from .store import FLAG_BOX_EDGE, FLAG_EOS_GAS, TRUTH_PREFIX, write_store
@@ -107,7 +107,7 @@ def build_dataset(source, out: str | Path, domains: str = ALL_DOMAINS, size: int
     processes or on the Dask ``scheduler`` (:func:`skymorph.parallel.run_tasks`), their part files in
     OUT.parts inside ``parts_dir`` if given (a folder every cluster worker can write), else beside OUT."""
     doms = get_domains(domains)
-    split_neutral(np.zeros(1), np.ones(1), hi_model)  # validates the name
+    check_hi_model(hi_model)
     for flag, value, ok, need in (("--size", size, size >= 4, "at least 4"),
                                   ("--rotations", rotations, rotations >= 0, "0 or more"),
                                   ("--fov", fov, fov > 0, "positive"), ("--workers", workers, workers >= 1, "at least 1")):

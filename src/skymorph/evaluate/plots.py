@@ -16,18 +16,14 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from .. import fields  # noqa: E402
-from ..atomic import atomic_path  # noqa: E402
+from ..atomic import save_png  # noqa: E402
 from .metrics import K_MAX_NYQUIST, log_map  # noqa: E402
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=100)
 
 
 def examples(path: Path, source: np.ndarray, truth: np.ndarray, preds: dict[str, np.ndarray], labels: tuple[str, str],

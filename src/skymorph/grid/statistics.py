@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..atomic import atomic_path, check_output, write_text  # noqa: E402
+from ..atomic import check_output, save_png, write_text  # noqa: E402
 from ..evaluate.report import md_table  # noqa: E402
 from ..stats.bootstrap import bootstrap_interval  # noqa: E402
 from .slices import read_run  # noqa: E402
@@ -117,7 +117,4 @@ def _figure(by: dict, labels: list[str], path: Path) -> None:
     ax_pk.set_xlabel("k [2 pi / L]")
     ax_pk.set_ylabel("P_rho(k)")
     ax_pk.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, path, dpi=110)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path, write_text
+from ..atomic import save_png, write_text
 from ..evaluate.report import CSS, html_table, img_tag, md_table
 
 NOTE = ("Per parameter over held-out maps: bias and RMSE of the posterior mean, median posterior sd and the prior's "
@@ -74,13 +74,7 @@ def write_html(results: dict, figures: list[Path], path: Path, title: str) -> Pa
 
 
 def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=110)
 
 
 def figures(out: Path, results: dict) -> list[Path]:

@@ -43,11 +43,16 @@ def molecular_ratio_br06(pressure_k: np.ndarray) -> np.ndarray:
     return (np.asarray(pressure_k, dtype=np.float64) / BR06_P0_K) ** BR06_ALPHA
 
 
+def check_hi_model(model: str) -> str:
+    if model not in HI_MODELS:
+        raise ConfigError(f"--hi-model {model!r}: expected one of {', '.join(HI_MODELS)}")
+    return model
+
+
 def split_neutral(neutral_mass: np.ndarray, pressure_k: np.ndarray | None, model: str = DEFAULT_HI_MODEL):
     """(HI mass, H2 mass) [Msun] of cells by ``model`` (one of :data:`HI_MODELS`); they sum to the
     neutral hydrogen mass."""
-    if model not in HI_MODELS:
-        raise ConfigError(f"--hi-model {model!r}: expected one of {', '.join(HI_MODELS)}")
+    check_hi_model(model)
     neutral = np.asarray(neutral_mass, dtype=np.float64)
     if model == "simple":
         return neutral, np.zeros_like(neutral)
