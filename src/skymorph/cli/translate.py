@@ -25,6 +25,11 @@ def train_cmd(out: Path = typer.Option(..., help="run folder (checkpoints, logs,
               lr: Optional[float] = typer.Option(None, help="learning rate (default: the method's)"),
               seed: Optional[int] = typer.Option(None, help="random seed (default 0)"),
               base_channels: Optional[int] = typer.Option(None, help="U-Net width (default 32)"),
+              backbone: Optional[Literal["unet", "dim"]] = typer.Option(
+                  None, help="denoiser of score_sde / indi: unet or dim (Diffusion Mamba; default unet)"),
+              dim_width: Optional[int] = typer.Option(None, help="DiM token width (default 144)"),
+              dim_blocks: Optional[int] = typer.Option(None, help="DiM Mamba blocks, odd (default 9)"),
+              patch_size: Optional[int] = typer.Option(None, help="DiM pixels per token side (default 4)"),
               sampler: Optional[str] = typer.Option(None, help="default sampler of a diffusion-family run"),
               ema: Optional[bool] = typer.Option(None, "--ema/--no-ema", help="EMA of generator weights"),
               devices: Optional[int] = typer.Option(None, help="devices (GPUs, or CPU processes)"),
@@ -46,7 +51,8 @@ def train_cmd(out: Path = typer.Option(..., help="run folder (checkpoints, logs,
 
     given = {"method": method, "data": data, "source": source, "target": target, "max_epochs": max_epochs,
              "max_minutes": max_minutes, "batch_size": batch_size, "lr": lr, "seed": seed,
-             "base_channels": base_channels, "sampler": sampler, "ema": ema, "devices": devices, "strategy": strategy,
+             "base_channels": base_channels, "backbone": backbone, "dim_width": dim_width, "dim_blocks": dim_blocks,
+             "patch_size": patch_size, "sampler": sampler, "ema": ema, "devices": devices, "strategy": strategy,
              "accelerator": accelerator, "precision": precision, "deterministic": deterministic}
     if resume:
         saved = TrainConfig.load(out / CONFIG_NAME)
@@ -132,11 +138,13 @@ def evaluate_cmd(run: Path = typer.Argument(..., help="trained run folder"),
 def benchmark_cmd(data: Path = typer.Option(..., help="map store (.h5)"),
                   out: Path = typer.Option(..., help="folder for runs, results.json/.md and report.html"),
                   pairs: str = typer.Option("gas:hi,gas:dm,gas:star", help="source:target pairs"),
-                  methods: str = typer.Option("baseline,unet,pix2pix", help="methods to compare"),
+                  methods: str = typer.Option("baseline,unet,pix2pix", help="methods to compare; "
+                                                              "score_sde@dim: on the Diffusion Mamba backbone"),
                   max_minutes: Optional[float] = typer.Option(None, help="training budget per method, pair and seed"),
                   max_epochs: Optional[int] = typer.Option(None, help="epochs per run (default 30; with --max-minutes "
                                                                       "a cap of 1000)"),
-                  base_channels: Optional[int] = typer.Option(None, help="U-Net width (default: train's)"),
+                  base_channels: Optional[int] = typer.Option(None, help="U-Net width (default: train's; "
+                                                                         "not of @dim entries)"),
                   seed: int = typer.Option(0, help="first training seed; also seeds sampling and the bootstrap"),
                   seeds: int = typer.Option(1, help="training seeds per method and pair (seed, seed + 1, ...)"),
                   steps: Optional[str] = typer.Option(None, help="quality vs cost: step counts, e.g. 1,2,5,10,20"),

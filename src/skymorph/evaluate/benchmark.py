@@ -23,6 +23,7 @@ from ..data.dataset import check_pair
 from ..data.store import MapStore
 from ..errors import ConfigError, OutputExistsError
 from ..methods import method_class
+from ..models import BACKBONES
 from ..methods.base import check_request
 from ..methods.config import TrainConfig
 from ..methods.training import fill_from_data, train
@@ -79,9 +80,22 @@ def _trained(cfg: TrainConfig, run: Path, retrain: bool, progress: bool) -> tupl
     return train(cfg, run, progress=progress), "trained"
 
 
+def method_of(label: str) -> tuple[str, dict]:
+    """A benchmark entry's method and the options it sets: 'score_sde' -> ('score_sde', {}), and
+    'score_sde@dim' -> ('score_sde', {'backbone': 'dim'}), the method on another denoiser backbone."""
+    name, at, backbone = label.partition("@")
+    if not at:
+        return name, {}
+    if backbone not in BACKBONES:
+        raise ConfigError(f"--methods {label!r}: unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
+    if "backbone" not in method_class(name).option_defaults():
+        raise ConfigError(f"--methods {label!r}: {name!r} has no backbone option (the diffusion family has)")
+    return name, {"backbone": backbone}
+
+
 def check_methods(methods: list[str], samplers: list[str] | None) -> None:
     """Every method exists and every requested sampler fits at least one of them."""
-    fitting = {s for m in methods for s in method_class(m).samplers}
+    fitting = {s for m in methods for s in method_class(method_of(m)[0]).samplers}
     for s in samplers or []:
         if s not in fitting:
             raise ConfigError(f"--samplers: {s!r} fits none of the methods {', '.join(methods)} "
@@ -98,7 +112,7 @@ def sweep(run: Path, data: Path, method: str, steps: list[int], samplers: list[s
           first: Evaluation, views: int | None = None, device: str = "cpu", progress: bool = False) -> list[dict]:
     """Quality versus cost: medians of every metric for each fitting sampler and step count, over
     ``views`` evenly spaced test views (default all). A single-pass method gives one point, ``first``."""
-    cls = method_class(method)
+    cls = method_class(method_of(method)[0])
     if cls.samplers == ("direct",) or not cls.trainable:
         return [_point(first)]
     points = []
@@ -146,9 +160,12 @@ def cells(per_view: dict[str, np.ndarray], galaxy: np.ndarray, seed: int) -> dic
 def verdicts(per_view: dict[str, dict[str, np.ndarray]], galaxy: np.ndarray, stochastic: dict[str, bool],
              seed: int) -> list[dict]:
     """Paired per-galaxy verdicts: every other method against the baseline on :data:`HEADLINE`, every
-    stochastic method against unet on :data:`VERSUS_UNET`."""
+    stochastic method against unet on :data:`VERSUS_UNET`, and a method on another backbone
+    (``score_sde@dim``) against the same method on its default one on :data:`HEADLINE`."""
     out = []
-    for ref, names, who in (("baseline", HEADLINE, lambda m: True), ("unet", VERSUS_UNET, lambda m: stochastic[m])):
+    pairs = [("baseline", HEADLINE, lambda m: True), ("unet", VERSUS_UNET, lambda m: stochastic[m])]
+    pairs += [(m.partition("@")[0], HEADLINE, lambda x, m=m: x == m) for m in per_view if "@" in m]
+    for ref, names, who in pairs:
         if ref not in per_view:
             continue
         for m in per_view:
@@ -191,8 +208,11 @@ def validate(data: Path, pairs, methods: list[str], max_minutes, max_epochs, opt
     for source, target in pairs:
         for method in methods:
             for s in range(seeds):
-                raw = {"method": method, "data": data, "source": source, "target": target, "max_minutes": max_minutes,
-                       "max_epochs": max_epochs, **(options or {}), "seed": seed + s}
+                name, variant = method_of(method)
+                given = {k: v for k, v in (options or {}).items()  # the U-Net's width is not DiM's
+                         if not (variant.get("backbone") == "dim" and k in ("base_channels", "depth"))}
+                raw = {"method": name, "data": data, "source": source, "target": target, "max_minutes": max_minutes,
+                       "max_epochs": max_epochs, **given, **variant, "seed": seed + s}
                 cfgs[pair_name(source, target), method, s] = TrainConfig.build(raw, "benchmark options")
     return cfgs, fingerprint
 
@@ -249,7 +269,7 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
             if steps:
                 res[method]["sweep"] = sweep(runs[0], data, method, steps, samplers, seed, first, sweep_views, device,
                                              progress)
-            if n_samples > 1 and method_class(method).stochastic:
+            if n_samples > 1 and method_class(method_of(method)[0]).stochastic:
                 cal = [evaluate_run(r, data, "test", seed=seed, n_samples=n_samples, device=device, progress=progress)
                        for r in runs]
                 res[method]["calibration"] = _calibration(cal, seed)
@@ -257,7 +277,8 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
                 ranks[method] = res[method]["calibration"]["rank"]
         galaxy = next(iter(evs.values()))[0].galaxy
         pairs_out[name] = {"methods": res, "verdicts": verdicts(per_view, galaxy,
-                                                                {m: method_class(m).stochastic for m in methods}, seed)}
+                                                                {m: method_class(method_of(m)[0]).stochastic for m in methods},
+                                                                seed)}
         figures[name] = _figures(out / "figures", name, label, source, target, {m: e[0] for m, e in evs.items()},
                                  pairs_out[name]["methods"], spreads, ranks)
     results = {"provenance": provenance(data=str(Path(data).resolve()), store_fingerprint=fingerprint,

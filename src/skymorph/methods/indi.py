@@ -21,7 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..models import UNet
+from ..models import denoiser
 from .base import DenoisingMethod
 
 
@@ -32,10 +32,11 @@ class InDI(DenoisingMethod):
 
     def __init__(self, in_channels: int, out_channels: int = 1, base_channels: int = 32, depth: int = 4,
                  loss: str = "l1", indi_eps: float = 0.5, p_one: float = 0.2, prior: bool = True,
-                 sampler: str | None = None):
+                 sampler: str | None = None, backbone: str = "unet", dim_width: int = 144, dim_blocks: int = 9,
+                 patch_size: int = 4):
         super().__init__(in_channels, out_channels, prior, sampler)
-        self.net = UNet(in_channels + out_channels,
-                        out_channels, base_channels, depth, time_embed=True)
+        self.net = denoiser(backbone, in_channels + out_channels, out_channels, base_channels, depth, dim_width,
+                            dim_blocks, patch_size)
         self.loss = {"l1": F.l1_loss, "l2": F.mse_loss}[loss]
         self.eps, self.p_one = indi_eps, p_one
 

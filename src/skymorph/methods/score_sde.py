@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..models import UNet
+from ..models import denoiser
 from . import samplers as vp
 from .base import DenoisingMethod
 
@@ -30,10 +30,12 @@ class ScoreSDE(DenoisingMethod):
     default_lr = 2e-4
 
     def __init__(self, in_channels: int, out_channels: int = 1, base_channels: int = 32, depth: int = 4,
-                 prior: bool = True, sampler: str | None = None, beta_min: float = 0.1, beta_max: float = 20.0):
+                 prior: bool = True, sampler: str | None = None, beta_min: float = 0.1, beta_max: float = 20.0,
+                 backbone: str = "unet", dim_width: int = 144, dim_blocks: int = 9, patch_size: int = 4):
         super().__init__(in_channels, out_channels, prior, sampler)
         self.schedule = vp.VPSchedule(beta_min, beta_max)
-        self.net = UNet(in_channels + out_channels, out_channels, base_channels, depth, time_embed=True)
+        self.net = denoiser(backbone, in_channels + out_channels, out_channels, base_channels, depth, dim_width,
+                            dim_blocks, patch_size)
         self.register_buffer("data_moments", torch.tensor([0.0, 1.0]))  # mean, variance of x_0 (train split)
 
     def fit_prior(self, source, target) -> None:

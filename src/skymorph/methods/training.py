@@ -20,6 +20,7 @@ from ..data.dataset import PairedMaps, check_pair
 from ..data.normalise import LogStandardise
 from ..data.store import MapStore
 from ..devices import resolve_device
+from ..models.dim import check_dim_shape
 from ..errors import ConfigError, InputError, SkymorphError
 from ..training.config import epoch_budget
 from ..training.run import (checkpoint_state, cosine_lr_scale, ema_weights, fit_run, prepare_run_folder,
@@ -91,7 +92,9 @@ def fill_from_data(cfg: TrainConfig) -> TrainConfig:
         norms = {d: vars(store.norm(d)) for d in [*cfg.source, cfg.target]}
         units = {d: store.unit(d) for d in [*cfg.source, cfg.target]}
         npix, fingerprint = store.npix, store.fingerprint
-    if npix % 2**cfg.depth:
+    if cfg.backbone == "dim":
+        check_dim_shape((npix, npix), cfg.patch_size, f"{cfg.data}: ")
+    elif npix % 2**cfg.depth:
         raise ConfigError(f"{cfg.data}: map size {npix} not divisible by 2**depth = {2 ** cfg.depth}")
     ema = ema_default if cfg.ema is None else cfg.ema
     return cfg.model_copy(update={"norms": norms, "units": units, "npix": npix, "ema": ema,

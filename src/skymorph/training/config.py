@@ -43,6 +43,9 @@ class RunConfig(BaseModel):
                 close = difflib.get_close_matches(where, cls.model_fields, 1)
                 hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(cls.model_fields)}"
                 raise ConfigError(f"{origin}: unknown key {where!r} ({hint})") from None
+            msg = first["msg"].removeprefix("Value error, ")
+            if not where:  # a check across fields: its message names them
+                raise ConfigError(f"{origin}: {msg}") from None
             if origin == "options":  # command-line options: name the flag
                 raise ConfigError(f"--{where.replace('_', '-')}: {first['msg']}") from None
             raise ConfigError(f"{origin}: {where}: {first['msg']}") from None
