@@ -4,9 +4,12 @@ Times ``translate`` of score_sde (every sampler) and indi at several step counts
 maps (a U-Net of width 16, as in the demo; the speed does not depend on the weights), prints the
 seconds per map, the network evaluations (NFE), and the speed-up over the reference measured in
 the same run: score_sde_pytorch's default, the predictor-corrector sampler with 1000 steps
-(2000 NFE), and over one U-Net regression pass.
+(2000 NFE), and over one U-Net regression pass. The DiM rows: milliseconds per network evaluation
+(forward, and forward + backward as in training) of the Diffusion Mamba denoiser beside the
+time-embedded U-Net of the same parameter count (width 16; DiM width 144, 9 blocks, patch 4) at 64^2
+and 128^2, as a ratio to the U-Net in the same process.
 
-    .venv/bin/python benchmarks/diffusion.py [--batch 8] [--base 16] [--steps 1,2,5,10,20,50,100]
+    .venv/bin/python benchmarks/diffusion.py [--batch 8] [--base 16] [--steps 1,2,5,10,20,50,100] [--dim-only]
 """
 from __future__ import annotations
 
@@ -16,6 +19,36 @@ import time
 import torch
 
 from skymorph.methods import make_method
+from skymorph.models import denoiser
+
+
+def ms_per_call(net, x: torch.Tensor, backward: bool) -> float:
+    """Milliseconds per map of one network evaluation (best of 3), with its backward pass if asked."""
+    t_in = torch.rand(len(x))
+    best = float("inf")
+    for _ in range(4):  # the first is a warm-up
+        start = time.perf_counter()
+        if backward:
+            net(x, t_in).square().mean().backward()
+        else:
+            with torch.no_grad():
+                net(x, t_in)
+        best = min(best, time.perf_counter() - start)
+    return 1e3 * best / len(x)
+
+
+def dim_rows(batch: int, base: int) -> None:
+    print(f"\nDiM vs U-Net denoiser, ms per map per network call (batch {batch}):")
+    print(f"{'npix':>5s} {'net':6s} {'params':>8s} {'forward':>9s} {'x unet':>7s} {'fwd+bwd':>9s} {'x unet':>7s}")
+    for npix in (64, 128):
+        x = torch.randn(batch, 2, npix, npix)
+        unet, dim = denoiser("unet", 2, 1, base_channels=base), denoiser("dim", 2, 1)
+        ref = {b: ms_per_call(unet, x, b) for b in (False, True)}
+        for name, net in (("unet", unet), ("dim", dim)):
+            got = {b: ms_per_call(net, x, b) for b in (False, True)}
+            params = sum(p.numel() for p in net.parameters())
+            print(f"{npix:5d} {name:6s} {params / 1e6:7.2f}M {got[False]:9.2f} {got[False] / ref[False]:7.2f} "
+                  f"{got[True]:9.2f} {got[True] / ref[True]:7.2f}")
 
 
 def seconds_per_map(method, source: torch.Tensor, steps: int) -> float:
@@ -31,7 +64,11 @@ def main() -> None:
     ap.add_argument("--base", type=int, default=16, help="U-Net base channels")
     ap.add_argument("--npix", type=int, default=64)
     ap.add_argument("--steps", default="1,2,5,10,20,50,100")
+    ap.add_argument("--dim-only", action="store_true", help="only the DiM vs U-Net rows")
     args = ap.parse_args()
+    if args.dim_only:
+        dim_rows(args.batch, args.base)
+        return
     steps = [int(s) for s in args.steps.split(",")]
     torch.manual_seed(0)
     src = torch.randn(args.batch, 1, args.npix, args.npix)
@@ -54,6 +91,7 @@ def main() -> None:
     for n in steps:
         s = seconds_per_map(indi, src, n)
         print(f"{'indi':9s} {'indi':7s} {n:5d} {indi.nfe(n):5d} {s:9.4f} {ref / s:22.1f} {s / unet:8.1f}")
+    dim_rows(args.batch, args.base)
 
 
 if __name__ == "__main__":

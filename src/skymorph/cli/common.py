@@ -24,6 +24,9 @@ app.add_typer(grid_app, name="grid")
 classify_app = typer.Typer(help="Classify simulations from images (e.g. CR transport from gas density).",
                            no_args_is_help=True)
 app.add_typer(classify_app, name="classify")
+clouds_app = typer.Typer(help="Point clouds of galaxies: datasets, a conditional flow (dark matter -> gas), judges.",
+                         no_args_is_help=True)
+app.add_typer(clouds_app, name="clouds")
 radio_app = typer.Typer(help="Radio: simulated galaxies placed on the sky (SKA sky models).", no_args_is_help=True)
 app.add_typer(radio_app, name="radio")
 
