@@ -150,3 +150,24 @@ def test_benchmark_entries_name_a_backbone_and_are_judged_against_the_default_on
         "baseline": False, "score_sde": True, "score_sde@dim": True}, seed=0)}
     assert ("score_sde@dim", "score_sde", "mse_log") in got and ("score_sde", "score_sde@dim", "mse_log") not in got
     assert ("score_sde@dim", "baseline", "pk_err_dex") in got
+
+
+def test_the_lensing_prior_takes_the_dim_backbone(tmp_path):
+    """train-prior --backbone dim trains a DiM score network that load_prior rebuilds; a patch that does
+    not divide the maps is refused before training."""
+    from test_massmap import _mask, _write_kappa_file
+    from typer.testing import CliRunner
+
+    from skymorph.cli import app
+    from skymorph.cosmo.prior import load_prior, train_prior
+
+    data = _write_kappa_file(tmp_path / "k.h5", 12, 16, 6.0, seed=1, mask=_mask(16))
+    res = CliRunner().invoke(app, ["lensing", "train-prior", "--data", str(data), "--out", str(tmp_path / "run"),
+                                   "--backbone", "dim", "--max-epochs", "1", "--batch-size", "4", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    cfg, net = load_prior(tmp_path / "run")
+    assert cfg.backbone == "dim" and isinstance(net.net, DiffusionMamba)
+    x = torch.randn(2, 16, 16, dtype=net.power.dtype)
+    assert torch.isfinite(net.eps(x, torch.full((2,), 0.1, dtype=x.dtype))).all()
+    with pytest.raises(ConfigError, match="--patch-size 5 does not divide the map size 16x16"):
+        train_prior(data, tmp_path / "r2", backbone="dim", patch_size=5)

@@ -262,6 +262,9 @@ def lensing_train_prior(data: Optional[Path] = typer.Option(None, help="converge
                         max_minutes: Optional[float] = typer.Option(None, help="wall-clock budget in minutes"),
                         base_channels: int = typer.Option(16, help="U-Net width (16, not train's 32: one smooth "
                                                                    "convergence channel needs less)"),
+                        backbone: Literal["unet", "dim"] = typer.Option("unet", help="score network: unet or dim "
+                                                                                     "(Diffusion Mamba, width 144, "
+                                                                                     "9 blocks, patch 4)"),
                         batch_size: int = typer.Option(32, help="maps per batch"),
                         seed: int = typer.Option(0, help="random seed"),
                         device: RunDevice = "auto",
@@ -275,8 +278,8 @@ def lensing_train_prior(data: Optional[Path] = typer.Option(None, help="converge
 
     if data is None and not resume:
         raise SkymorphError("train-prior needs --data kappa.h5 (or --resume)")
-    opts = {} if resume else {"base_channels": base_channels, "batch_size": batch_size, "seed": seed,
-                              "deterministic": deterministic}
+    opts = {} if resume else {"batch_size": batch_size, "seed": seed, "deterministic": deterministic,
+                              "backbone": backbone, **({"base_channels": base_channels} if backbone == "unet" else {})}
     typer.echo(f"trained {train_prior(data, out, max_epochs, max_minutes, resume, overwrite, progress, device, **opts)}")
 
 

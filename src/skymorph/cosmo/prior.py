@@ -32,9 +32,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from skymorph.cosmo.massmap import LensingData, _fourier, choose_smoothing, mode_power, read_lensing_file, ring_spectrum
 from skymorph.devices import resolve_device
 from skymorph.errors import ConfigError, InputError, SkymorphError
-from skymorph.training.config import RunConfig, epoch_budget
+from skymorph.training.config import BackboneConfig, epoch_budget
 from skymorph.training.run import checkpoint_state, cosine_lr_scale, ema_weights, fit_run, prepare_run_folder, warm_ema
-from skymorph.models import UNet
+from skymorph.models import denoiser
+from skymorph.models.dim import check_dim_shape
 
 __all__ = ["PriorConfig", "ScoreNet", "train_prior", "load_prior", "check_geometry"]
 
@@ -42,7 +43,7 @@ CONFIG_NAME = "prior.yaml"
 SEEDS_NAME = "train_seeds.npy"
 
 
-class PriorConfig(RunConfig):
+class PriorConfig(BackboneConfig):
     """Everything a prior run needs to be rebuilt. Lengths in arcmin, kappa dimensionless,
     ell in rad^-1, C_ell in rad^2; the fields after ``val_fraction`` are filled from the data."""
 
@@ -86,7 +87,7 @@ class ScoreNet(nn.Module):
 
     def __init__(self, cfg: PriorConfig):
         super().__init__()
-        self.net = UNet(1, 1, cfg.base_channels, cfg.depth, time_embed=True)
+        self.net = denoiser(cfg.backbone, 1, 1, **cfg.denoiser_options())
         self.register_buffer("power", mode_power(cfg.ell, cfg.cl, cfg.npix, cfg.pixel_arcmin).float())
         self.register_buffer("moments", torch.tensor([cfg.kappa_mean, cfg.kappa_std]))
         self.register_buffer("log_sigma", torch.tensor([math.log(cfg.sigma_min), math.log(cfg.sigma_max)]))
@@ -165,7 +166,9 @@ def _split(n: int, val_fraction: float) -> tuple[slice, slice]:
 
 def _fill(cfg: PriorConfig, data: LensingData) -> PriorConfig:
     """Geometry, moments, ring power spectrum and KS smoothing from the training part of ``data``."""
-    if data.npix % 2**cfg.depth:
+    if cfg.backbone == "dim":
+        check_dim_shape((data.npix, data.npix), cfg.patch_size, f"{data.path}: ")
+    elif data.npix % 2**cfg.depth:
         raise ConfigError(f"{data.path}: map size {data.npix} not divisible by 2**depth = {2 ** cfg.depth}")
     if len(data.kappa) < 2:
         raise InputError(f"{data.path}: {len(data.kappa)} map(s); training a prior needs at least 2")

@@ -8,11 +8,11 @@ import yaml
 from pydantic import PositiveFloat, PositiveInt, field_validator, model_validator
 
 from ..errors import ConfigError
-from ..training.config import RunConfig
+from ..training.config import BackboneConfig
 from . import method_class
 
 
-class TrainConfig(RunConfig):
+class TrainConfig(BackboneConfig):
     """Everything a run needs to be reproduced; the normalisation it was trained with included.
 
     Method options are flat fields; :meth:`method_options` passes each method those its constructor
@@ -33,12 +33,6 @@ class TrainConfig(RunConfig):
     lambda_l1: float = 100.0
     prior: bool = True  # networks learn a correction to the monotone pixel map (fitted on the train split)
     spectral_weight: float = 0.3  # weight of the physical-P(k) term added to the pixel loss (0: plain L1/L2)
-    base_channels: int = 32
-    depth: int = 4
-    backbone: Literal["unet", "dim"] = "unet"  # denoiser of score_sde and indi: U-Net or Diffusion Mamba
-    dim_width: PositiveInt = 144  # DiM token width (144 with 9 blocks: the parameters of the 16-wide U-Net)
-    dim_blocks: PositiveInt = 9  # DiM Mamba blocks (odd: in, middle, out joined by long skips)
-    patch_size: PositiveInt = 4  # DiM pixels per token side (divides the map size)
     d_base: int = 64
     sampler: Optional[str] = None  # diffusion family: how translate samples (None: the method's default)
     indi_eps: float = 0.5  # InDI bridge noise: standard deviation eps sqrt(t (1 - t)) on the path
@@ -70,15 +64,10 @@ class TrainConfig(RunConfig):
         return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
 
     @model_validator(mode="after")
-    def _backbone_options(self):
-        """The backbone fits the method, and no option of the other backbone is set."""
+    def _backbone_fits(self):
+        """Only the diffusion family takes another backbone (its options are checked by BackboneConfig)."""
         if self.backbone == "dim" and "backbone" not in method_class(self.method).option_defaults():
             raise ValueError(f"backbone 'dim' fits the diffusion family (score_sde, indi), not {self.method!r}")
-        other = ("base_channels", "depth") if self.backbone == "dim" else ("dim_width", "dim_blocks", "patch_size")
-        clash = [k for k in other if getattr(self, k) != type(self).model_fields[k].default]
-        if clash:
-            raise ValueError(f"{clash[0]} (--{clash[0].replace('_', '-')}) is not an option of backbone "
-                             f"{self.backbone!r}")
         return self
 
     def method_options(self) -> dict:

@@ -6,7 +6,9 @@ import difflib
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError, model_validator
 
 from ..errors import ConfigError
 
@@ -51,4 +53,29 @@ class RunConfig(BaseModel):
             raise ConfigError(f"{origin}: {where}: {first['msg']}") from None
 
 
-__all__ = ["RunConfig", "epoch_budget", "DEFAULT_EPOCHS", "EPOCH_CAP"]
+class BackboneConfig(RunConfig):
+    """A run whose denoiser is a U-Net (``base_channels``, ``depth``) or a Diffusion Mamba (``dim_width``,
+    ``dim_blocks``, ``patch_size``; :func:`skymorph.models.denoiser`): an option of the other backbone
+    than the one chosen, set away from its default, is an error rather than ignored."""
+
+    base_channels: int = 32
+    depth: int = 4
+    backbone: Literal["unet", "dim"] = "unet"
+    dim_width: PositiveInt = 144  # DiM token width (144 with 9 blocks: the parameters of the 16-wide U-Net)
+    dim_blocks: PositiveInt = 9  # DiM Mamba blocks (odd: in, middle, out joined by long skips)
+    patch_size: PositiveInt = 4  # DiM pixels per token side (divides the map size)
+
+    @model_validator(mode="after")
+    def _backbone_options(self):
+        other = ("base_channels", "depth") if self.backbone == "dim" else ("dim_width", "dim_blocks", "patch_size")
+        clash = [k for k in other if getattr(self, k) != type(self).model_fields[k].default]
+        if clash:
+            raise ValueError(f"{clash[0]} (--{clash[0].replace('_', '-')}) is not an option of backbone "
+                             f"{self.backbone!r}")
+        return self
+
+    def denoiser_options(self) -> dict:
+        return {k: getattr(self, k) for k in ("base_channels", "depth", "dim_width", "dim_blocks", "patch_size")}
+
+
+__all__ = ["RunConfig", "BackboneConfig", "epoch_budget", "DEFAULT_EPOCHS", "EPOCH_CAP"]
