@@ -188,7 +188,7 @@ def test_cloud_store_keeps_mass_geometry_and_the_map_views(cloud_store, synth_di
         assert not (splits["train"] & splits["test"]) and not (splits["train"] & splits["val"])
 
 
-def test_cloud_commands_train_translate_evaluate_and_resume(cloud_store, store_path, tmp_path):
+def test_cloud_commands_train_translate_evaluate_and_resume(cloud_store, store_path, synth_dir, tmp_path):
     import h5py
     from typer.testing import CliRunner
 
@@ -225,6 +225,19 @@ def test_cloud_commands_train_translate_evaluate_and_resume(cloud_store, store_p
     md = (ev / "results.md").read_text()
     assert "cloud_flow vs rescaled_source on emd" in md and "sigma_profile_dex" in md
     assert (ev / "clouds.png").exists()
+    # the map route: a map store of the same views (seed, rotations, cube, splits) and a 2D translator
+    maps = tmp_path / "m.h5"
+    for args in (["maps", "build", str(synth_dir), "--out", str(maps), "--domains", "dm,gas", "--size", "16",
+                  "--rotations", "1", "--fov", "2", "--seed", "11", "--splits", "0.6,0.2,0.2", "--no-progress"],
+                 ["train", "--method", "unet", "--data", str(maps), "--source", "dm", "--target", "gas", "--out",
+                  str(tmp_path / "unet"), "--max-epochs", "1", "--base-channels", "8", "--no-progress"],
+                 ["clouds", "evaluate", str(run), "--data", str(cloud_store), "--out", str(ev), "--steps", "2",
+                  "--points", "400", "--maps", str(maps), "--map-run", str(tmp_path / "unet"), "--overwrite"]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+    result = json.loads((ev / "metrics.json").read_text())
+    assert set(result["maps"]["cells"]) == {"cloud_flow", "rescaled_source", "map_translator"}
+    assert result["points"] == 400 and "cloud_flow vs map_translator on mse_log" in (ev / "results.md").read_text()
 
 
 @pytest.mark.parametrize("args, message", [

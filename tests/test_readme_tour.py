@@ -12,7 +12,7 @@ from skymorph.cli import app
 
 README = Path(__file__).parent.parent / "README.md"
 SECTIONS = ("## A tour", "### HI spectral cubes", "## The physics wing", "### Through the gradients", "### Mass mapping", "## Grid simulations",
-            "## Inference")  # heading starts
+            "## Point clouds", "## Inference")  # heading starts
 RULES = [(r"--galaxies \d+", "--galaxies 5"), (r"--particles 10000", "--particles 300"),
          (r"--mesh 128 --particles 64", "--mesh 32 --particles 16"), (r"--size 64", "--size 32"),
          (r"--rotations 3", "--rotations 2"), (r"--workers 2", "--workers 1"), (r"--max-minutes [\d.]+", "--max-epochs 1"),
@@ -24,7 +24,9 @@ RULES = [(r"--galaxies \d+", "--galaxies 5"), (r"--particles 10000", "--particle
          (r"--nsamples \d+", "--nsamples 16"), (r"(skymorph benchmark (?!.*--max-epochs))", r"\1--max-epochs 1 "),
          (r"--n 64 ", "--n 24 "), (r"--snapshots 20 --every 0.25 --spinup 1.5", "--snapshots 2 --every 0.2 --spinup 0.2"),
          (r"--size 16 --buffer 5", "--size 8 --buffer 0"), (r"classify train --data", "classify train --batch-size 4 --data"),
-         (r"--size 128 --out hi_cube", "--size 16 --out hi_cube")]
+         (r"--size 128 --out hi_cube", "--size 16 --out hi_cube"), (r"--n-in 1024 --n-out 1024", "--n-in 24 --n-out 24"),
+         (r"--splits 0.65,0.1,0.25", "--splits 0.6,0.2,0.2"), (r"--seeds 3", "--seeds 1"),
+         (r"--points (100000|8192)", "--points 300")]
 runner = CliRunner()
 
 
@@ -82,4 +84,4 @@ def test_the_readme_tour_runs_as_written(tmp_path, monkeypatch):
 
 def _takes_progress(args: list[str]) -> bool:
     return runner.invoke(app, [*args[1:3], "--help"]).output.count("--no-progress") > 0 if args[1] in (
-        "lensing", "maps", "cosmo", "infer") else runner.invoke(app, [args[1], "--help"]).output.count("--no-progress") > 0
+        "lensing", "maps", "cosmo", "infer", "clouds") else runner.invoke(app, [args[1], "--help"]).output.count("--no-progress") > 0

@@ -71,9 +71,11 @@ def project_cloud(points, weights, half_width: float, npix: int) -> np.ndarray:
                             npix, half_width)[0]
 
 
-def _match_views(data: CloudStore, index: np.ndarray, store) -> np.ndarray:
-    """Indices in the map store of the cloud views ``index`` (same galaxy, view, rotation and cube)."""
+def _match_views(data: CloudStore, index: np.ndarray, store, split: str) -> np.ndarray:
+    """Indices in the map store of the cloud views ``index`` (same galaxy, view, rotation and cube, and in
+    the same ``split``: a map run trained on a galaxy the clouds are judged on would have seen it)."""
     key = {(int(g), int(v)): i for i, (g, v) in enumerate(zip(store.meta("galaxy_id"), store.meta("view")))}
+    in_split = set(store.split(split).tolist())
     out = []
     for c in index:
         g, v = int(data.meta("galaxy_id", [c])[0]), int(data.meta("view", [c])[0])
@@ -85,11 +87,15 @@ def _match_views(data: CloudStore, index: np.ndarray, store) -> np.ndarray:
                 and np.isclose(store.meta("half_width_kpc", [m])[0], data.meta("half_width_kpc", [c])[0], rtol=1e-6)):
             raise InputError(f"{store.path}: view {v} of galaxy {g} is not the cloud store's (other rotation or "
                              f"field of view: build both with the same --seed, --rotations, --fov, --fov-ref)")
+        if m not in in_split:
+            raise InputError(f"{store.path}: galaxy {g} is not in the {split} split there, as it is in {data.path} "
+                             f"(build both with the same --seed and --splits)")
         out.append(m)
     return np.asarray(out)
 
 
-def map_route(data: CloudStore, index, clouds: dict[str, tuple], maps_path, map_runs: list, seed: int = 0) -> dict:
+def map_route(data: CloudStore, index, clouds: dict[str, tuple], maps_path, map_runs: list, seed: int = 0,
+              split: str = "test") -> dict:
     """Map metrics per view (against the store's true target maps) of every cloud method projected, and of
     each 2D translator run (its training seeds averaged in the verdicts): {method: {metric: (S, V)}}."""
     from ..data.store import MapStore
@@ -98,7 +104,7 @@ def map_route(data: CloudStore, index, clouds: dict[str, tuple], maps_path, map_
 
     domain = {"dm": "dm", "gas": "gas", "star": "star"}[data.settings["to"]]
     with MapStore(maps_path) as store:
-        m_idx = _match_views(data, index, store)
+        m_idx = _match_views(data, index, store, split)
         order = np.argsort(m_idx)  # the store reads sorted indices
         truth = np.empty((len(m_idx), store.npix, store.npix))
         truth[order] = store.maps(domain, m_idx[order])
@@ -169,7 +175,7 @@ def evaluate_clouds(runs: list, data_path, split: str = "test", n_points: int | 
         if maps is not None:
             clouds = {"cloud_flow": ([g["points"] for g in gens], [g["weight"] for g in gens]),
                       "rescaled_source": ([base], [base_w])}
-            mp = map_route(data, index, clouds, maps, list(map_runs), seed)
+            mp = map_route(data, index, clouds, maps, list(map_runs), seed, split)
             res["maps"] = {"cells": _cells(mp, galaxy, seed), "verdicts": [
                 {"method": "cloud_flow", "reference": ref, "metric": k,
                  **stats.paired_verdict(mp["cloud_flow"][k], mp[ref][k], galaxy, k in ("ssim",), 0.95, seed=seed)}
