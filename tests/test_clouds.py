@@ -238,6 +238,9 @@ def test_cloud_commands_train_translate_evaluate_and_resume(cloud_store, store_p
     result = json.loads((ev / "metrics.json").read_text())
     assert set(result["maps"]["cells"]) == {"cloud_flow", "rescaled_source", "map_translator"}
     assert result["points"] == 400 and "cloud_flow vs map_translator on mse_log" in (ev / "results.md").read_text()
+    (run / "cloudflow.safetensors").write_bytes(b"not weights")  # a damaged run: one line naming the file
+    res = runner.invoke(app, ["clouds", "translate", str(run), "--data", str(cloud_store), "--out", str(tmp_path / "x.h5")])
+    assert res.exit_code == 1 and "cloudflow.safetensors: unreadable or not this run's weights" in res.stderr
 
 
 @pytest.mark.parametrize("args, message", [

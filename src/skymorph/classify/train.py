@@ -17,7 +17,6 @@ import numpy as np
 import torch
 import yaml
 from lightning.pytorch.callbacks import EarlyStopping
-from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -25,7 +24,7 @@ from ..data.dataset import dihedral
 from ..data.store import MapStore
 from ..errors import ConfigError, InputError
 from ..training.config import RunConfig, epoch_budget
-from ..training.run import checkpoint_state, fit_run, prepare_run_folder
+from ..training.run import fit_run, load_weights, prepare_run_folder, save_best_weights
 from .network import Classifier, flatten_spectrum
 
 __all__ = ["ClassifyConfig", "load_images", "train_classifier", "load_classifier"]
@@ -120,19 +119,15 @@ def train_classifier(data, out, input_fields=("rho",), resume: bool = False, ove
     fit_run(out, ClassifierModule(net, cfg), loader, val_loader, resume, epoch_budget(cfg.max_epochs, cfg.max_minutes),
             cfg.max_minutes, progress, f"skymorph classify train --out {out} --resume",
             callbacks=(EarlyStopping("val_loss", patience=cfg.patience),), accelerator="cpu", devices=1)
-    state = checkpoint_state(out, "best")["state_dict"]
-    net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "classifier.safetensors"))
+    save_best_weights(out, net, "net", "classifier.safetensors")
     return out
 
 
 def load_classifier(run) -> tuple[Classifier, ClassifyConfig]:
     """The trained network (eval mode) and its configuration, loaded as data."""
     run = Path(run)
-    weights = run / "classifier.safetensors"
-    if not weights.exists():
+    if not (run / "classifier.safetensors").exists():
         raise InputError(f"{run}: no classifier.safetensors (not a finished classify run)")
     cfg = ClassifyConfig.validated(yaml.safe_load((run / "config.yaml").read_text()), run / "config.yaml")
     net = Classifier(len(cfg.classes), len(cfg.input), cfg.width, cfg.dropout)
-    net.load_state_dict(load_file(str(weights)))
-    return net.eval(), cfg
+    return load_weights(net, run / "classifier.safetensors", "classify").eval(), cfg

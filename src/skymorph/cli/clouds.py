@@ -7,7 +7,7 @@ from typing import List, Literal, Optional
 import typer
 
 from ..errors import SkymorphError
-from .common import Overwrite, ProgressBar, Scheduler, Split, clouds_app, friendly, number_list
+from .common import Overwrite, ProgressBar, Scheduler, Split, clouds_app, friendly, number_list, open_galaxies
 
 Species = Literal["dm", "gas", "star"]
 
@@ -38,13 +38,8 @@ def clouds_build(source: Path = typer.Argument(..., help="folder of cutouts with
                  progress: ProgressBar = True):
     """Subsample each galaxy's particles into paired source and target clouds (the views of maps build)."""
     from ..clouds.store import build_clouds
-    from ..sim.sources import open_source, parse_ids
 
-    try:
-        ids = parse_ids(subhalos)
-    except ValueError:
-        raise SkymorphError(f"--subhalos {subhalos!r}: expected ids like 0-99 or 3,5,7") from None
-    path = build_clouds(open_source(source, snapshot, ids), out, from_, to, features, n_in, n_out, sampling, rotations,
+    path = build_clouds(open_galaxies(source, snapshot, subhalos), out, from_, to, features, n_in, n_out, sampling, rotations,
                         fov, fov_ref, seed, number_list(splits, "--splits", float), replace, overwrite, progress,
                         workers, scheduler)
     typer.echo(f"wrote {path}")

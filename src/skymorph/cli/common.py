@@ -65,6 +65,17 @@ def friendly(fn):
     return wrapper
 
 
+def open_galaxies(source: Path, snapshot: int | None, subhalos: str | None):
+    """The galaxy source of a build command: a cutout folder or a TNG basePath, ``--subhalos`` parsed."""
+    from ..sim.sources import open_source, parse_ids
+
+    try:
+        ids = parse_ids(subhalos)
+    except ValueError:
+        raise SkymorphError(f"--subhalos {subhalos!r}: expected ids like 0-99 or 3,5,7") from None
+    return open_source(source, snapshot, ids)
+
+
 def number_list(text: str, option: str, cast=int) -> list:
     """Comma-separated integers (``cast=int``) or numbers (``cast=float``) of a command-line option."""
     try:

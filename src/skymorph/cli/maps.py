@@ -6,8 +6,7 @@ from typing import Literal, Optional
 
 import typer
 
-from ..errors import SkymorphError
-from .common import Overwrite, Parts, ProgressBar, Scheduler, app, friendly, maps_app, number_list
+from .common import Overwrite, Parts, ProgressBar, Scheduler, app, friendly, maps_app, number_list, open_galaxies
 
 
 @app.command()
@@ -50,13 +49,8 @@ def maps_build(source: Path = typer.Argument(..., help="folder of cutouts with c
                progress: ProgressBar = True):
     """Project galaxies into a paired multi-domain map store (resumes an interrupted build)."""
     from ..data.build import build_dataset
-    from ..sim.sources import open_source, parse_ids
 
-    try:
-        ids = parse_ids(subhalos)
-    except ValueError:
-        raise SkymorphError(f"--subhalos {subhalos!r}: expected ids like 0-99 or 3,5,7") from None
-    src = open_source(source, snapshot, ids)
+    src = open_galaxies(source, snapshot, subhalos)
     fractions = number_list(splits, "--splits", float)
     path = build_dataset(src, out, domains, size, rotations, fov, fov_ref, seed, workers, overwrite, face_edge,
                          splits=fractions, progress=progress, hi_model=hi_model, scheduler=scheduler, parts_dir=parts)

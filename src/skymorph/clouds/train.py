@@ -11,12 +11,11 @@ import lightning as L
 import numpy as np
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..errors import ConfigError, InputError
 from ..training.config import RunConfig, epoch_budget
-from ..training.run import checkpoint_state, fit_run, prepare_run_folder
+from ..training.run import fit_run, load_weights, prepare_run_folder, save_best_weights
 from .model import CloudFlow, random_rotations, rotate
 from .store import CloudStore
 
@@ -133,20 +132,15 @@ def train_cloud_flow(data, out, resume: bool = False, overwrite: bool = False, p
     fit_run(out, CloudModule(net, cfg, train, val), loader, DataLoader(rows(val), cfg.batch_size), resume,
             epoch_budget(cfg.max_epochs, cfg.max_minutes), cfg.max_minutes, progress,
             f"skymorph clouds train --out {out} --resume", accelerator="cpu", devices=1)
-    state = checkpoint_state(out, "best")["state_dict"]
-    net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "cloudflow.safetensors"))
+    save_best_weights(out, net, "net", "cloudflow.safetensors")
     return out
 
 
 def load_cloud_flow(run) -> tuple[CloudFlow, CloudConfig]:
     """The trained flow (eval mode) and its configuration, loaded as data."""
     run = Path(run)
-    weights = run / "cloudflow.safetensors"
-    if not weights.exists():
+    if not (run / "cloudflow.safetensors").exists():
         raise InputError(f"{run}: no cloudflow.safetensors (not a finished clouds train run)")
     cfg = CloudConfig.validated(yaml.safe_load((run / "config.yaml").read_text()), run / "config.yaml")
-    state = load_file(str(weights))
-    net = _build(cfg, state["src_mean"].numel(), state["tgt_mean"].numel())
-    net.load_state_dict(state)
-    return net.eval(), cfg
+    net = _build(cfg, len(cfg.columns), len(cfg.columns))  # both sides have the store's columns
+    return load_weights(net, run / "cloudflow.safetensors", "clouds train").eval(), cfg

@@ -17,13 +17,12 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..errors import InputError
 from ..models import Compressor
 from ..training.config import epoch_budget
-from ..training.run import checkpoint_state, cosine_lr_scale, fit_run
+from ..training.run import cosine_lr_scale, fit_run, load_weights, save_best_weights
 
 __all__ = ["CNNSummary", "train_compressor", "load_compressor"]
 
@@ -150,9 +149,7 @@ def train_compressor(cfg, sims, noise, out: Path, progress: bool, resume: bool =
     module = VMIMModule(net, head, scaling, noise, cfg.lr, cfg.seed)
     fit_run(out, module, loader, val_loader, resume, epoch_budget(cfg.max_epochs, cfg.max_minutes), cfg.max_minutes,
             progress, f"skymorph infer train --out {out} --resume", deterministic=True, accelerator="cpu", devices=1)
-    state = checkpoint_state(out, "best")["state_dict"]
-    net.load_state_dict({k[len("compressor."):]: v for k, v in state.items() if k.startswith("compressor.")})
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "compressor.safetensors"))
+    save_best_weights(out, net, "compressor", "compressor.safetensors")
     return CNNSummary(net, scaling, features)
 
 
@@ -162,8 +159,5 @@ def load_compressor(folder: Path, cfg) -> CNNSummary:
     state = json.loads((folder / "summary.json").read_text())
     scaling = Scaling(**state["scaling"])
     net, _ = _nets(cfg, state["features"])
-    try:
-        net.load_state_dict(load_file(str(folder / "compressor.safetensors")))
-    except (OSError, RuntimeError) as exc:
-        raise InputError(f"{folder}/compressor.safetensors: unreadable or not this run's compressor: {exc}") from None
+    load_weights(net, folder / "compressor.safetensors", "infer train")
     return CNNSummary(net, scaling, state["features"])

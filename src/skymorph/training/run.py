@@ -68,6 +68,31 @@ def checkpoint_state(run: Path, which: str = "last") -> dict:
         raise InputError(f"{ckpt}: corrupt or unreadable checkpoint: {type(exc).__name__}: {exc}") from None
 
 
+def save_best_weights(run: Path, net: torch.nn.Module, prefix: str, name: str) -> None:
+    """Load submodule ``prefix``'s weights of the run's best checkpoint into ``net`` and write them as
+    safetensors to ``run``/``name`` (what the run is applied from, loaded as data)."""
+    from safetensors.torch import save_file
+
+    state = checkpoint_state(run, "best")["state_dict"]
+    net.load_state_dict({k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")})
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(run / name))
+
+
+def load_weights(net: torch.nn.Module, path: Path, what: str) -> torch.nn.Module:
+    """``net`` with the safetensors weights at ``path``; InputError naming the file when it is missing
+    (not a finished ``what`` run) or does not fit ``net``."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path.parent}: no {path.name} (not a finished {what} run)")
+    try:
+        net.load_state_dict(load_file(str(path)))
+    except Exception as exc:  # safetensors and torch raise several types for damaged or foreign files
+        raise InputError(f"{path}: unreadable or not this run's weights: {type(exc).__name__}: {exc}") from None
+    return net
+
+
 def ema_weights(state: dict) -> dict:
     """The EMA network's weights in a Lightning ``state_dict`` (keys of the ``ema`` AveragedModel)."""
     return {k[len("ema.module."):]: v for k, v in state.items() if k.startswith("ema.module.")}
