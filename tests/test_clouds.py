@@ -274,3 +274,33 @@ def test_velocity_features_need_velocities(tmp_path):
     res = CliRunner().invoke(app, ["clouds", "build", str(tmp_path / "g"), "--out", str(tmp_path / "c.h5"),
                                    "--features", "pos,vel", "--n-in", "16", "--n-out", "16", "--no-progress"])
     assert res.exit_code == 1 and "cutout_0.hdf5" in res.stderr and "Velocities" in res.stderr
+
+
+def test_an_interrupted_cloud_build_resumes_from_its_finished_galaxies(synth_dir, tmp_path, monkeypatch):
+    import json as js
+
+    from skymorph.clouds import store as cs
+    from skymorph.sim.sources import open_source
+
+    source = open_source(synth_dir)
+    out = tmp_path / "c.h5"
+    kwargs = dict(n_in=16, n_out=16, rotations=1, fov=2.0, seed=2, splits=(0.6, 0.2, 0.2), progress=False)
+    cs.build_clouds(source, out, **kwargs)
+    with cs.CloudStore(out) as s:
+        settings = s.settings
+        first = s.clouds("target", np.arange(len(s.meta("galaxy_id"))))[0]
+    # a build killed after two galaxies: their part files and the settings are left behind
+    parts = tmp_path / "again.h5.parts"
+    parts.mkdir()
+    (parts / "settings.json").write_text(js.dumps(settings))
+    for g in source.ids[:2]:
+        cs.write_part(source, g, settings, parts)
+    done = []
+    real = cs._galaxy_clouds
+    monkeypatch.setattr(cs, "_galaxy_clouds", lambda src, g, st: done.append(g) or real(src, g, st))
+    cs.build_clouds(source, tmp_path / "again.h5", **kwargs)
+    assert done == source.ids[2:] and not parts.exists()  # only the missing galaxies were built
+    with cs.CloudStore(tmp_path / "again.h5") as s:
+        assert np.array_equal(s.clouds("target", np.arange(len(s.meta("galaxy_id"))))[0], first)  # seeded per galaxy
+    with pytest.raises(Exception, match="output exists"):
+        cs.build_clouds(source, out, **kwargs)
