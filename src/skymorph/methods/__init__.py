@@ -4,13 +4,14 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .base import BaselineMethod, TranslationMethod
 from .cyclegan import CycleGAN
+from .edm import EDM
 from .indi import InDI
 from .pix2pix import Pix2Pix
 from .regression import UNetRegression
 from .score_sde import ScoreSDE
 
 METHODS: dict[str, type[TranslationMethod]] = {m.name: m for m in (BaselineMethod, UNetRegression, Pix2Pix,
-                                                                  ScoreSDE, InDI, CycleGAN)}
+                                                                  ScoreSDE, EDM, InDI, CycleGAN)}
 
 
 def method_class(name: str) -> type[TranslationMethod]:

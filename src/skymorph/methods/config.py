@@ -42,6 +42,12 @@ class TrainConfig(BackboneConfig):
     pool_size: int = 50  # CycleGAN: past fakes kept per discriminator
     beta_min: float = 0.1  # score_sde: VP-SDE schedule beta(t) = beta_min + t (beta_max - beta_min)
     beta_max: float = 20.0
+    p_mean: float = -1.2  # edm: training noise levels ln sigma ~ N(p_mean, p_std^2) (Karras+22's values)
+    p_std: float = 1.2
+    sigma_min: float = 0.002  # edm sampler: noise levels from sigma_max to sigma_min (normalised map units)
+    sigma_max: float = 80.0
+    rho: float = 7.0  # edm sampler: the spacing exponent of the noise levels
+    churn: float = 0.0  # edm sampler: S_churn, the stochasticity (0: the deterministic Heun ODE sampler)
     ema: Optional[bool] = None  # None: the method's default (on for the diffusion family)
     ema_decay: float = 0.999
     grad_clip: Optional[float] = 1.0
@@ -67,7 +73,7 @@ class TrainConfig(BackboneConfig):
     def _backbone_fits(self):
         """Only the diffusion family takes another backbone (its options are checked by BackboneConfig)."""
         if self.backbone == "dim" and "backbone" not in method_class(self.method).option_defaults():
-            raise ValueError(f"backbone 'dim' fits the diffusion family (score_sde, indi), not {self.method!r}")
+            raise ValueError(f"backbone 'dim' fits the diffusion family (score_sde, edm, indi), not {self.method!r}")
         return self
 
     def method_options(self) -> dict:
