@@ -122,7 +122,8 @@ def build_clouds(source, out, from_: str = "dm", to: str = "gas", features: str 
     Dask ``scheduler``); galaxies are kept in OUT.parts as they finish, so a rerun resumes, and the
     store is written atomically at the end."""
     feats = parse_features(features)
-    _species(from_, "--from"), _species(to, "--to")
+    _species(from_, "--from")
+    _species(to, "--to")
     if fov_ref not in REF_TYPES:
         raise ConfigError(f"unknown --fov-ref {fov_ref!r}; expected gas, dm or star")
     if sampling not in SAMPLINGS:

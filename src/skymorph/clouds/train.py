@@ -119,6 +119,9 @@ def train_cloud_flow(data, out, resume: bool = False, overwrite: bool = False, p
             raise InputError(f"{cfg.data}: not the store the run was trained on (fingerprint changed)")
         cfg = cfg.model_copy(update={"columns": store.columns, "data_fingerprint": store.fingerprint})
         train, val = split_arrays(store, "train"), split_arrays(store, "val")
+    if cfg.points_per_step > train["target"].shape[1]:
+        raise ConfigError(f"--points-per-step {cfg.points_per_step}: more than the {train['target'].shape[1]} target "
+                          f"points per view of {cfg.data}")
     if len(train["index"]) < cfg.batch_size or not len(val["index"]):
         raise InputError(f"{cfg.data}: {len(train['index'])} train and {len(val['index'])} val views; need a batch "
                          f"(--batch-size {cfg.batch_size}) and a validation set")
