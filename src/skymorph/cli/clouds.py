@@ -53,7 +53,7 @@ def clouds_train(data: Optional[Path] = typer.Option(None, help="cloud store (.h
                  max_minutes: Optional[float] = typer.Option(None, help="wall-clock budget in minutes"),
                  batch_size: Optional[int] = typer.Option(None, help="views per batch (default 8)"),
                  points_per_step: Optional[int] = typer.Option(None, help="target points per view and step "
-                                                                          "(default 1024)"),
+                                                                          "(default 1024, or all if fewer)"),
                  lr: Optional[float] = typer.Option(None, help="Adam learning rate (default 1e-3)"),
                  width: Optional[int] = typer.Option(None, help="network width (default 128)"),
                  steps: Optional[int] = typer.Option(None, help="default Heun steps of the sampler (default 32)"),

@@ -25,7 +25,7 @@ __all__ = ["CloudConfig", "train_cloud_flow", "load_cloud_flow", "split_arrays"]
 class CloudConfig(RunConfig):
     data: str
     batch_size: int = 8
-    points_per_step: int = 1024  # target points per view and step
+    points_per_step: int | None = None  # target points per view and step (None: 1024, or n_out if fewer)
     lr: float = 1e-3
     width: int = 128
     latent: int = 128
@@ -110,7 +110,7 @@ def train_cloud_flow(data, out, resume: bool = False, overwrite: bool = False, p
         cfg = cfg.model_copy(update=options)
     else:
         cfg = CloudConfig.validated({"data": str(Path(data).resolve()), **options})
-    for flag, value in (("--batch-size", cfg.batch_size), ("--points-per-step", cfg.points_per_step),
+    for flag, value in (("--batch-size", cfg.batch_size), ("--points-per-step", cfg.points_per_step or 1),
                         ("--steps", cfg.steps), ("--width", cfg.width), ("--latent", cfg.latent)):
         if value < 1:
             raise ConfigError(f"{flag} {value}: must be positive")
@@ -119,6 +119,8 @@ def train_cloud_flow(data, out, resume: bool = False, overwrite: bool = False, p
             raise InputError(f"{cfg.data}: not the store the run was trained on (fingerprint changed)")
         cfg = cfg.model_copy(update={"columns": store.columns, "data_fingerprint": store.fingerprint})
         train, val = split_arrays(store, "train"), split_arrays(store, "val")
+    if cfg.points_per_step is None:
+        cfg = cfg.model_copy(update={"points_per_step": min(1024, train["target"].shape[1])})
     if cfg.points_per_step > train["target"].shape[1]:
         raise ConfigError(f"--points-per-step {cfg.points_per_step}: more than the {train['target'].shape[1]} target "
                           f"points per view of {cfg.data}")
