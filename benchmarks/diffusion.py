@@ -45,7 +45,7 @@ def dim_rows(batch: int, base: int) -> None:
         unet, dim = denoiser("unet", 2, 1, base_channels=base), denoiser("dim", 2, 1)
         ref = {b: ms_per_call(unet, x, b) for b in (False, True)}
         for name, net in (("unet", unet), ("dim", dim)):
-            got = {b: ms_per_call(net, x, b) for b in (False, True)}
+            got = ref if name == "unet" else {b: ms_per_call(net, x, b) for b in (False, True)}
             params = sum(p.numel() for p in net.parameters())
             print(f"{npix:5d} {name:6s} {params / 1e6:7.2f}M {got[False]:9.2f} {got[False] / ref[False]:7.2f} "
                   f"{got[True]:9.2f} {got[True] / ref[True]:7.2f}")
