@@ -76,15 +76,15 @@ def _match_views(data: CloudStore, index: np.ndarray, store, split: str) -> np.n
     the same ``split``: a map run trained on a galaxy the clouds are judged on would have seen it)."""
     key = {(int(g), int(v)): i for i, (g, v) in enumerate(zip(store.meta("galaxy_id"), store.meta("view")))}
     in_split = set(store.split(split).tolist())
+    rot, hw = store.meta("rotation"), store.meta("half_width_kpc")  # each column read once, not per view
+    c_gal, c_view, c_rot, c_hw = (data.meta(k, index) for k in ("galaxy_id", "view", "rotation", "half_width_kpc"))
     out = []
-    for c in index:
-        g, v = int(data.meta("galaxy_id", [c])[0]), int(data.meta("view", [c])[0])
+    for g, v, c_r, c_h in zip(c_gal.astype(int), c_view.astype(int), c_rot, c_hw):
         if (g, v) not in key:
             raise InputError(f"{store.path}: no view {v} of galaxy {g}, which the cloud store {data.path} has "
                              f"(build both from the same source with the same --seed and --rotations)")
         m = key[g, v]
-        if not (np.allclose(store.meta("rotation", [m])[0], data.meta("rotation", [c])[0], atol=1e-6)
-                and np.isclose(store.meta("half_width_kpc", [m])[0], data.meta("half_width_kpc", [c])[0], rtol=1e-6)):
+        if not (np.allclose(rot[m], c_r, atol=1e-6) and np.isclose(hw[m], c_h, rtol=1e-6)):
             raise InputError(f"{store.path}: view {v} of galaxy {g} is not the cloud store's (other rotation or "
                              f"field of view: build both with the same --seed, --rotations, --fov, --fov-ref)")
         if m not in in_split:
