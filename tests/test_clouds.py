@@ -228,6 +228,11 @@ def test_cloud_commands_train_translate_evaluate_and_resume(cloud_store, store_p
     md = (ev / "results.md").read_text()
     assert "cloud_flow vs rescaled_source on emd" in md and "sigma_profile_dex" in md
     assert (ev / "clouds.png").exists()
+    before = (ev / "metrics.json").read_bytes()
+    res = runner.invoke(app, ["clouds", "evaluate", str(run), "--data", str(cloud_store), "--out", str(ev),
+                              "--steps", "2", "--no-progress"])
+    assert res.exit_code == 1 and "output exists" in res.stderr  # refused before any cloud is drawn
+    assert (ev / "metrics.json").read_bytes() == before
     # the map route: a map store of the same views (seed, rotations, cube, splits) and a 2D translator
     maps = tmp_path / "m.h5"
     for args in (["maps", "build", str(synth_dir), "--out", str(maps), "--domains", "dm,gas", "--size", "16",

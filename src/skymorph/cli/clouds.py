@@ -86,7 +86,8 @@ def clouds_translate(run: Path = typer.Argument(..., help="trained clouds run fo
                                                                      "store's --n-out; any number)"),
                      steps: Optional[int] = typer.Option(None, help="Heun steps (default: the run's)"),
                      seed: int = typer.Option(0, help="random seed"),
-                     overwrite: Overwrite = False):
+                     overwrite: Overwrite = False,
+                     progress: ProgressBar = True):
     """Draw target clouds for every view of a split: points in half-widths, weights in Msun."""
     import h5py
 
@@ -98,7 +99,7 @@ def clouds_translate(run: Path = typer.Argument(..., help="trained clouds run fo
     if points is not None and points < 1 or steps is not None and steps < 1:
         raise SkymorphError(f"--points and --steps must be positive, got {points} and {steps}")
     with CloudStore(data) as store:
-        g = generate(run, store, split, points, steps, seed)
+        g = generate(run, store, split, points, steps, seed, progress)
         hw = store.meta("half_width_kpc", g["index"])
     with atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -124,13 +125,16 @@ def clouds_evaluate(runs: List[Path] = typer.Argument(..., help="trained clouds 
                     map_run: Optional[List[Path]] = typer.Option(None, help="2D translator run(s) on --maps (the map "
                                                                             "route; repeat for seeds)"),
                     seed: int = typer.Option(0, help="random seed of sampling and bootstrap"),
-                    overwrite: Overwrite = False):
+                    overwrite: Overwrite = False,
+                    progress: ProgressBar = True):
     """Judge generated clouds against the true ones and the rescaled source, with intervals over galaxies."""
+    from ..atomic import check_output
     from ..evaluate.clouds import evaluate_clouds, write_cloud_evaluation
 
     if map_run and maps is None:
         raise SkymorphError("--map-run needs --maps (the store the map run translates)")
-    res = evaluate_clouds(runs, data, split, points, steps, seed, maps, map_run or ())
+    check_output(out / "metrics.json", overwrite)  # before the work, not after it
+    res = evaluate_clouds(runs, data, split, points, steps, seed, maps, map_run or (), progress)
     write_cloud_evaluation(res, out, overwrite)
     for v in res["verdicts"] + res.get("maps", {}).get("verdicts", []):
         typer.echo(f"{v['method']} vs {v['reference']} on {v['metric']}: {v['verdict']} "

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.progress import track
 from scipy.spatial import cKDTree
 
 from .. import stats
@@ -32,7 +33,7 @@ KERNEL_NEIGHBOURS = 32  # smoothing length of a projected point: the distance to
 
 
 def generate(run, data: CloudStore, split: str, n_points: int | None = None, steps: int | None = None,
-             seed: int = 0) -> dict:
+             seed: int = 0, progress: bool = False) -> dict:
     """Clouds drawn by the run for every view of ``split``: points (V, n, F) in store units, weights
     (V, n) Msun (each point M_pred / n), predicted log10 mass, seconds per view."""
     net, cfg = load_cloud_flow(run)
@@ -43,7 +44,8 @@ def generate(run, data: CloudStore, split: str, n_points: int | None = None, ste
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     pts, logm = [], []
-    for i in range(len(arrays["index"])):
+    for i in track(range(len(arrays["index"])), description=f"Clouds of {Path(run).name}", disable=not progress,
+                   transient=True):
         p, m = net.sample(arrays["source"][i:i + 1], arrays["log_m_src"][i:i + 1], n, steps or cfg.steps, gen)
         pts.append(p[0].numpy())
         logm.append(float(m[0]))
@@ -54,11 +56,12 @@ def generate(run, data: CloudStore, split: str, n_points: int | None = None, ste
             "steps": steps or cfg.steps, "nfe": net.nfe(steps or cfg.steps), "columns": cfg.columns}
 
 
-def _rows(points, weights, ref, ref_w, columns, seed) -> list[dict]:
+def _rows(points, weights, ref, ref_w, columns, seed, label: str, progress: bool) -> list[dict]:
     vel = "vx" in columns
     return [cloud_metrics(p, w, r, rw, seed=seed, vel_gen=p[:, 3:6] if vel else None,
                           vel_ref=r[:, 3:6] if vel else None)
-            for p, w, r, rw in zip(points, weights, ref, ref_w)]
+            for p, w, r, rw in track(zip(points, weights, ref, ref_w), total=len(points),
+                                     description=f"3D judges of {label}", disable=not progress, transient=True)]
 
 
 def project_cloud(points, weights, half_width: float, npix: int) -> np.ndarray:
@@ -95,7 +98,7 @@ def _match_views(data: CloudStore, index: np.ndarray, store, split: str) -> np.n
 
 
 def map_route(data: CloudStore, index, clouds: dict[str, tuple], maps_path, map_runs: list, seed: int = 0,
-              split: str = "test") -> dict:
+              split: str = "test", progress: bool = False) -> dict:
     """Map metrics per view (against the store's true target maps) of every cloud method projected, and of
     each 2D translator run (its training seeds averaged in the verdicts): {method: {metric: (S, V)}}."""
     from ..data.store import MapStore
@@ -116,7 +119,9 @@ def map_route(data: CloudStore, index, clouds: dict[str, tuple], maps_path, map_
 
         out = {}
         for name, (points, weights) in clouds.items():
-            rows = [scores([project_cloud(p, w, h, store.npix) for p, w, h in zip(points[s], weights[s], hw)])
+            rows = [scores([project_cloud(p, w, h, store.npix)
+                            for p, w, h in track(zip(points[s], weights[s], hw), total=len(hw), disable=not progress,
+                                                 description=f"Projecting {name}", transient=True)])
                     for s in range(len(points))]
             out[name] = {k: np.array([[r[k] for r in rs] for rs in rows]) for k in METRIC_NAMES}
         rows = []
@@ -126,7 +131,7 @@ def map_route(data: CloudStore, index, clouds: dict[str, tuple], maps_path, map_
                 raise InputError(f"{run}: the map run translates to {cfg.target!r}, the clouds to {domain!r}")
             src = np.empty((len(m_idx), len(cfg.source), store.npix, store.npix), np.float32)
             src[order] = store_sources(cfg, store, m_idx[order])
-            pred, _ = translate_maps(cfg, method, src, seed=seed)
+            pred, _ = translate_maps(cfg, method, src, seed=seed, progress=progress)
             rows.append(scores(pred.mean(0)))
         if rows:
             out["map_translator"] = {k: np.array([[r[k] for r in rs] for rs in rows]) for k in METRIC_NAMES}
@@ -139,12 +144,12 @@ def _cells(per_view: dict, galaxy, seed) -> dict:
 
 
 def evaluate_clouds(runs: list, data_path, split: str = "test", n_points: int | None = None, steps: int | None = None,
-                    seed: int = 0, maps=None, map_runs=()) -> dict:
+                    seed: int = 0, maps=None, map_runs=(), progress: bool = False) -> dict:
     """The cloud flow (one run per training seed) against the rescaled source on ``split`` of the cloud
     store, and with ``maps`` (+ ``map_runs``) in projection: per-view values, cells with 68% intervals over
     galaxies, and paired verdicts at 95%."""
     with CloudStore(data_path) as data:
-        gens = [generate(r, data, split, n_points, steps, seed) for r in runs]
+        gens = [generate(r, data, split, n_points, steps, seed, progress) for r in runs]
         index = gens[0]["index"]
         tgt, tw = data.clouds("target", index)
         src, sw = data.clouds("source", index)
@@ -158,8 +163,8 @@ def evaluate_clouds(runs: list, data_path, split: str = "test", n_points: int | 
         # n_ref drawn points, an independent n_ref-point draw since points are i.i.d. given z
         n_ref = tgt.shape[1]
         flow_rows = [_rows(g["points"][:, :n_ref], g["weight"][:, :n_ref] * g["points"].shape[1] / n_ref, tgt, tw,
-                           columns, seed) for g in gens]
-        base_rows = _rows(base, base_w, tgt, tw, columns, seed)
+                           columns, seed, f"{Path(r).name}", progress) for g, r in zip(gens, runs)]
+        base_rows = _rows(base, base_w, tgt, tw, columns, seed, "the rescaled source", progress)
         names = list(flow_rows[0][0])
         per_view = {"cloud_flow": {k: np.array([[r[k] for r in rows] for rows in flow_rows]) for k in names},
                     "rescaled_source": {k: np.array([[r[k] for r in base_rows]]) for k in names}}
@@ -175,7 +180,7 @@ def evaluate_clouds(runs: list, data_path, split: str = "test", n_points: int | 
         if maps is not None:
             clouds = {"cloud_flow": ([g["points"] for g in gens], [g["weight"] for g in gens]),
                       "rescaled_source": ([base], [base_w])}
-            mp = map_route(data, index, clouds, maps, list(map_runs), seed, split)
+            mp = map_route(data, index, clouds, maps, list(map_runs), seed, split, progress)
             res["maps"] = {"cells": _cells(mp, galaxy, seed), "verdicts": [
                 {"method": "cloud_flow", "reference": ref, "metric": k,
                  **stats.paired_verdict(mp["cloud_flow"][k], mp[ref][k], galaxy, k in ("ssim",), 0.95, seed=seed)}
