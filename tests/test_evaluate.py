@@ -109,6 +109,19 @@ def test_rerun_reuses_runs_with_the_same_key_and_retrains_on_any_change(bench, s
     assert ckpt.stat().st_mtime_ns != changed
 
 
+def test_run_key_ignores_only_the_options_of_other_methods(tmp_path):
+    from skymorph.evaluate.benchmark import run_key
+    from skymorph.methods.config import TrainConfig
+
+    def key(method, **kw):
+        return run_key(TrainConfig.build({"method": method, "data": tmp_path / "a.h5", "source": "gas", "target": "dm",
+                                          **kw}))
+    # edm's noise levels mean nothing to a U-Net: adding (or setting) them keeps its finished runs reusable
+    assert key("unet") == key("unet", p_mean=-0.5, sigma_max=40.0) != key("unet", lr=5e-4)
+    assert key("edm") != key("edm", p_mean=-0.5) and key("edm") != key("score_sde")
+    assert key("score_sde", beta_max=10.0) != key("score_sde") and key("unet", data=tmp_path / "b.h5") == key("unet")
+
+
 def test_benchmark_validates_every_pair_and_option_before_training(store_path, tmp_path):
     out = tmp_path / "b"
     with pytest.raises(InputError, match="'dmm'"):

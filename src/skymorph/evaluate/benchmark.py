@@ -22,7 +22,7 @@ from ..atomic import write_text
 from ..data.dataset import check_pair
 from ..data.store import MapStore
 from ..errors import ConfigError, OutputExistsError
-from ..methods import method_class
+from ..methods import METHODS, method_class
 from ..models import BACKBONES
 from ..methods.base import check_request
 from ..methods.config import TrainConfig
@@ -60,8 +60,10 @@ def pair_name(source: list[str], target: str) -> str:
 
 def run_key(cfg: TrainConfig) -> str:
     """Hash of a config resolved by :func:`fill_from_data`: everything but the store's path, whose
-    fingerprint (``store_fingerprint``) stands for it."""
-    blob = json.dumps(cfg.model_dump(mode="json", exclude={"data"}), sort_keys=True)
+    fingerprint (``store_fingerprint``) stands for it, and the options of other methods (so a method
+    gaining an option leaves the finished runs of the others reusable)."""
+    others = {k for m in METHODS.values() for k in m.option_defaults()} - set(method_class(cfg.method).option_defaults())
+    blob = json.dumps(cfg.model_dump(mode="json", exclude={"data", *others}), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
