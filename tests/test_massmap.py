@@ -95,6 +95,30 @@ def test_gaussian_score_sampler_matches_the_exact_masked_posterior():
         assert abs(nominal - level) < 0.005 and abs(measured.mean() - nominal) < tol
 
 
+def test_sample_mean_rmse_removes_the_k_sample_noise_of_a_posterior_mean():
+    """Posteriors with a known mean mu: the K = 4 sample mean's RMSE is inflated by the sample noise, the
+    corrected one recovers |P(mu - t)| (P: masked mean removed, so a per-sample offset costs nothing)."""
+    from skymorph.cosmo.massmap import masked_rmse, sample_mean_rmse
+    from skymorph.errors import ConfigError
+
+    rng = np.random.default_rng(0)
+    n_maps, k, n = 400, 4, 12
+    mask = np.ones((n, n))
+    mask[:3, :5] = 0
+    truth = rng.normal(size=(n_maps, n, n))
+    mu = truth + 0.3 * rng.normal(size=(n_maps, n, n))
+    samples = (mu[:, None] + 0.5 * rng.normal(size=(n_maps, k, n, n))
+               + 10.0 * rng.normal(size=(n_maps, k, 1, 1)))  # offsets: no error once the masked mean is removed
+    exact = masked_rmse(mu, truth, mask)
+    naive = masked_rmse(samples.mean(1), truth, mask)
+    corrected = sample_mean_rmse(samples, truth, mask)
+    # E naive^2 = 0.09 + 0.25 / 4 per pixel (less the mean's share); the correction takes the 0.0625 off
+    assert abs(np.mean(naive**2) / np.mean(exact**2) - (0.09 + 0.0625) / 0.09) < 0.05
+    assert abs(np.mean(corrected**2) / np.mean(exact**2) - 1) < 0.02
+    with pytest.raises(ConfigError, match="at least 2 samples"):
+        sample_mean_rmse(samples[:, :1], truth, mask)
+
+
 def _write_kappa_file(path, n_maps, npix, pixel_arcmin, seed, mask=None, mask_shape=None):
     """A kappa.h5 in the layout of 'skymorph lensing maps', with Gaussian random convergence maps."""
     gen = torch.Generator().manual_seed(seed)

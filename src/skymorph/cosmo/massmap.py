@@ -29,7 +29,7 @@ from skymorph.cosmo.lensing import ARCMIN, ks_forward, ks_inverse
 from skymorph.errors import ConfigError
 from skymorph.devices import resolve_device
 
-__all__ = ["LensingData", "read_lensing_file", "ring_spectrum", "mode_power", "GaussianPrior", "ks_map",
+__all__ = ["LensingData", "read_lensing_file", "ring_spectrum", "mode_power", "GaussianPrior", "ks_map", "sample_mean_rmse",
            "choose_smoothing", "wiener", "Schedule", "sample_posterior", "masked_rmse", "masked_pearson", "coverage"]
 
 
@@ -116,6 +116,24 @@ def masked_rmse(est: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> np.ndar
     e, t = np.asarray(est, np.float64)[..., m], np.asarray(truth, np.float64)[..., m]
     d = (e - e.mean(-1, keepdims=True)) - (t - t.mean(-1, keepdims=True))
     return np.sqrt((d**2).mean(-1))
+
+
+def sample_mean_rmse(samples: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The :func:`masked_rmse` of the posterior mean itself, estimated from K samples (N, K, H, W) (N,).
+
+    The mean of K samples carries 1/K of the posterior covariance as extra error: E |P(xbar - t)|^2 =
+    |P(mu - t)|^2 + tr(P Sigma P) / K (P: the masked mean removed), and sum_k |P(x_k - xbar)|^2 / (K - 1)
+    is an unbiased estimate of tr(P Sigma P); the estimate of the squared error is clipped at 0."""
+    k = samples.shape[1]
+    if k < 2:
+        raise ConfigError("the sampling error of a posterior mean needs at least 2 samples per map")
+    m = np.asarray(mask, bool)
+    x = np.asarray(samples, np.float64)[..., m]
+    dev = x - x.mean(1, keepdims=True)
+    dev -= dev.mean(-1, keepdims=True)
+    spread = (dev**2).mean(-1).sum(1) / (k - 1)  # tr(P Sigma P) / n_pixels
+    mse = masked_rmse(np.asarray(samples, np.float64).mean(1), truth, mask) ** 2
+    return np.sqrt(np.clip(mse - spread / k, 0.0, None))
 
 
 def masked_pearson(est: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
