@@ -1,5 +1,6 @@
 """Mass mapping: KS exactness, the Wiener filter and the posterior sampler against the exact Gaussian
 posterior, the score prior's training and bad input through the CLI."""
+import json
 import math
 
 import h5py
@@ -163,6 +164,20 @@ def test_prior_trains_resumes_and_starts_from_the_gaussian_score(prior_run):
     with torch.no_grad():
         assert torch.allclose(fresh.score(x, 0.003), gauss.score(x, 0.003), rtol=1e-4, atol=1e-3)
         assert not torch.allclose(net.score(x, 0.003), gauss.score(x, 0.003), rtol=1e-4, atol=1e-3)  # it learned
+    # the Gaussian baseline of the validation loss: stored with the prior, logged every epoch beside val_loss
+    # on the same draws, and equal to the untrained network's loss (its last layer starts at zero)
+    import csv
+
+    from skymorph.cosmo.prior import _validation_loss, gain_line
+    from torch.utils.data import DataLoader, TensorDataset
+
+    with h5py.File(root / "train.h5") as f:
+        val = torch.from_numpy(f["kappa"][-2:])  # val_fraction 0.1 of 24 maps
+    loader = DataLoader(TensorDataset(val), cfg.batch_size)
+    assert cfg.gaussian_val_loss == pytest.approx(_validation_loss(fresh, loader, gaussian=False), rel=1e-6)
+    rows = [r for r in csv.DictReader(open(run / "logs" / "csv" / "version_1" / "metrics.csv")) if r["val_loss_gaussian"]]
+    assert float(rows[-1]["val_loss_gaussian"]) == pytest.approx(cfg.gaussian_val_loss, rel=1e-5)
+    assert "against the Gaussian prior's" in gain_line(run)
 
 
 def test_massmap_cli_methods_and_benchmark(prior_run, tmp_path):
@@ -181,6 +196,10 @@ def test_massmap_cli_methods_and_benchmark(prior_run, tmp_path):
                               str(tmp_path / "bench"), "--samples", "4", "--noise-levels", "4", "--langevin-steps", "2", "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "Wiener filter" in res.output and (tmp_path / "bench" / "massmap.png").exists()
+    out = json.loads((tmp_path / "bench" / "results.json").read_text())
+    wf, post = out["methods"]["Wiener filter"], out["methods"]["posterior mean, learned prior"]
+    assert wf["rmse_k_inf"] == wf["rmse"] and post["rmse_k_inf"]["mean"] < post["rmse"]["mean"]  # 4-sample noise off
+    assert "Prior: best validation loss" in (tmp_path / "bench" / "results.md").read_text()
 
 
 def test_bad_input_is_one_clear_line(prior_run, tmp_path):

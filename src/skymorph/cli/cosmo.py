@@ -274,13 +274,14 @@ def lensing_train_prior(data: Optional[Path] = typer.Option(None, help="converge
                         overwrite: bool = typer.Option(False, help="replace an existing run folder"),
                         progress: ProgressBar = True):
     """Train the convergence score prior (denoising score matching, residual to the Gaussian score)."""
-    from ..cosmo.prior import train_prior
+    from ..cosmo.prior import gain_line, train_prior
 
     if data is None and not resume:
         raise SkymorphError("train-prior needs --data kappa.h5 (or --resume)")
     opts = {} if resume else {"batch_size": batch_size, "seed": seed, "deterministic": deterministic,
                               "backbone": backbone, **({"base_channels": base_channels} if backbone == "unet" else {})}
-    typer.echo(f"trained {train_prior(data, out, max_epochs, max_minutes, resume, overwrite, progress, device, **opts)}")
+    run = train_prior(data, out, max_epochs, max_minutes, resume, overwrite, progress, device, **opts)
+    typer.echo(f"trained {run}: {gain_line(run)}")
 
 
 @lensing_app.command("massmap")

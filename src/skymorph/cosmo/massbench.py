@@ -21,7 +21,7 @@ from skymorph.atomic import atomic_path
 from skymorph.cosmo.massmap import (GaussianPrior, LensingData, Schedule, coverage, ks_map, masked_pearson,
                                     masked_rmse, mode_power, read_lensing_file, sample_mean_rmse, sample_posterior,
                                     wiener)
-from skymorph.cosmo.prior import SEEDS_NAME, PriorConfig, check_geometry, load_prior
+from skymorph.cosmo.prior import SEEDS_NAME, PriorConfig, check_geometry, gain_line, load_prior
 from skymorph.atomic import check_output
 from skymorph.provenance import provenance
 from skymorph.errors import ConfigError, InputError
@@ -201,7 +201,7 @@ def run_benchmark(data, prior, out, samples: int = 16, maps: str | None = None, 
                                     maps=maps, noise_levels=levels, langevin_steps=steps, seed=seed, device=str(device)),
            "data": str(data), "prior": str(prior), "maps": idx.tolist(), "samples": samples,
            "noise_std": lens.noise_std, "pixel_arcmin": lens.pixel_arcmin, "masked_fraction": float(1 - mask.mean()),
-           "ks_smoothing_arcmin": cfg.ks_smoothing_arcmin,
+           "ks_smoothing_arcmin": cfg.ks_smoothing_arcmin, "prior_training": gain_line(prior),
            "schedule": {"sigma_max": sched.sigma_max, "sigma_min": sched.sigma_min, "levels": levels, "steps": steps},
            "score_evaluations_per_sample": sched.evaluations,
            "seconds_per_sample": {"learned prior": sec, "Gaussian prior": sec_g},
@@ -224,7 +224,7 @@ def results_markdown(res: dict) -> str:
     n = len(res["maps"])
     lines = [f"Mass mapping on {n} held-out maps of {res['data']} ({res['pixel_arcmin']:.3g}' pixels, shape noise "
              f"{res['noise_std']:.3g} per component per pixel, {100 * res['masked_fraction']:.1f}% masked); "
-             f"mean +- standard deviation over maps (median).", "",
+             f"mean +- standard deviation over maps (median). Prior: {res.get('prior_training', 'n/a')}.", "",
              f"| method | RMSE | RMSE at K -> inf (the {res['samples']}-sample noise of a posterior mean removed) "
              "| Pearson r |", "|---|---|---|---|"]
     for name, m in res["methods"].items():

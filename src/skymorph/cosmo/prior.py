@@ -33,11 +33,12 @@ from skymorph.cosmo.massmap import LensingData, _fourier, choose_smoothing, mode
 from skymorph.devices import resolve_device
 from skymorph.errors import ConfigError, InputError, SkymorphError
 from skymorph.training.config import BackboneConfig, epoch_budget
-from skymorph.training.run import checkpoint_state, cosine_lr_scale, ema_weights, fit_run, prepare_run_folder, warm_ema
+from skymorph.training.run import (checkpoint_state, cosine_lr_scale, ema_weights, fit_run, prepare_run_folder,
+                                   training_record, warm_ema)
 from skymorph.models import denoiser
 from skymorph.models.dim import check_dim_shape
 
-__all__ = ["PriorConfig", "ScoreNet", "train_prior", "load_prior", "check_geometry"]
+__all__ = ["PriorConfig", "ScoreNet", "denoising_loss", "train_prior", "load_prior", "check_geometry", "gain_line"]
 
 CONFIG_NAME = "prior.yaml"
 SEEDS_NAME = "train_seeds.npy"
@@ -71,6 +72,7 @@ class PriorConfig(BackboneConfig):
     ell: list[float] = []
     cl: list[float] = []
     data_fingerprint: str = ""  # LensingData.fingerprint of the training maps
+    gaussian_val_loss: Optional[float] = None  # the Gaussian start's validation loss: what training has to beat
 
     @classmethod
     def load(cls, path: Path) -> "PriorConfig":
@@ -96,14 +98,18 @@ class ScoreNet(nn.Module):
     def mean(self) -> float:
         return float(self.moments[0])
 
+    def gaussian_eps(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """The Gaussian prior's noise prediction (the network's starting point), sigma (B,) in kappa units."""
+        s = sigma.view(-1, 1, 1)
+        return s * _fourier(x - self.moments[0], 1.0 / (self.power + s**2))
+
     def eps(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """Predicted unit noise of x = kappa + sigma z, sigma (B,) in kappa units."""
         mu, std = self.moments
         s = sigma.view(-1, 1, 1)
-        gauss = s * _fourier(x - mu, 1.0 / (self.power + s**2))
         t = (torch.log(sigma) - self.log_sigma[0]) / (self.log_sigma[1] - self.log_sigma[0])
         z = (x - mu) / std / torch.sqrt(1 + (s / std) ** 2)
-        return gauss + self.net(z[:, None], t)[:, 0]
+        return self.gaussian_eps(x, sigma) + self.net(z[:, None], t)[:, 0]
 
     def score(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         """grad log p_sigma(x) (1 / kappa units)."""
@@ -117,6 +123,27 @@ def _dihedral(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tens
     return torch.rot90(x, k, dims=(-2, -1))
 
 
+def denoising_loss(net: ScoreNet, kappa: torch.Tensor, gen: torch.Generator | None = None,
+                   gaussian: bool = False) -> torch.Tensor:
+    """E |eps(kappa + sigma z, sigma) - z|^2 of ``net`` (``gaussian``: of its Gaussian start), log sigma
+    uniform in the net's range, sigma and z drawn from ``gen``."""
+    lo, hi = net.log_sigma
+    sigma = torch.exp(lo + (hi - lo) * torch.rand(len(kappa), generator=gen, device=kappa.device))
+    z = torch.randn(kappa.shape, generator=gen, device=kappa.device, dtype=kappa.dtype)
+    eps = net.gaussian_eps if gaussian else net.eps
+    return torch.mean((eps(kappa + sigma.view(-1, 1, 1) * z, sigma) - z) ** 2)
+
+
+def _validation_loss(net: ScoreNet, loader: DataLoader, gaussian: bool) -> float:
+    """The validation loss as validation_step logs it (batch i noised from seed i; batch-weighted mean)."""
+    total = n = 0
+    with torch.no_grad():
+        for i, (kappa,) in enumerate(loader):
+            total += float(denoising_loss(net, kappa, torch.Generator().manual_seed(i), gaussian)) * len(kappa)
+            n += len(kappa)
+    return total / max(n, 1)
+
+
 class PriorModule(L.LightningModule):
     """Denoising score matching, E |eps(kappa + sigma z, sigma) - z|^2 with log sigma uniform in
     [log sigma_min, log sigma_max]; Adam, cosine decay over the budget, gradient clipping, EMA
@@ -128,12 +155,6 @@ class PriorModule(L.LightningModule):
         self.score = ScoreNet(cfg)
         self.ema = warm_ema(self.score, cfg.ema_decay)
 
-    def loss(self, net: ScoreNet, kappa: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
-        lo, hi = net.log_sigma
-        sigma = torch.exp(lo + (hi - lo) * torch.rand(len(kappa), generator=gen, device=kappa.device))
-        z = torch.randn(kappa.shape, generator=gen, device=kappa.device, dtype=kappa.dtype)
-        return torch.mean((net.eps(kappa + sigma.view(-1, 1, 1) * z, sigma) - z) ** 2)
-
     def configure_optimizers(self):
         return torch.optim.Adam(self.score.net.parameters(), lr=self.cfg.lr)
 
@@ -143,7 +164,7 @@ class PriorModule(L.LightningModule):
             group["lr"] = self.cfg.lr * cosine_lr_scale(self.trainer)
 
     def training_step(self, batch, batch_idx):
-        loss = self.loss(self.score, _dihedral(batch[0]))
+        loss = denoising_loss(self.score, _dihedral(batch[0]))
         if not torch.isfinite(loss):
             raise SkymorphError(f"training loss became {loss.item()} at step {self.global_step}; the last good "
                                 f"checkpoint is kept in {Path(self.trainer.default_root_dir) / 'checkpoints'}")
@@ -154,9 +175,13 @@ class PriorModule(L.LightningModule):
         self.ema.update_parameters(self.score)
 
     def validation_step(self, batch, batch_idx):
-        """The EMA network's loss at seeded noise levels and noise: comparable across epochs."""
-        gen = torch.Generator(batch[0].device).manual_seed(batch_idx)
-        self.log("val_loss", self.loss(self.ema.module, batch[0], gen), prog_bar=True, batch_size=len(batch[0]))
+        """The EMA network's loss at seeded noise levels and noise, comparable across epochs, beside the
+        Gaussian prior's on the same draws (``val_loss_gaussian``: what the network has to beat)."""
+        losses = {}
+        for name, gaussian in (("val_loss", False), ("val_loss_gaussian", True)):
+            gen = torch.Generator(batch[0].device).manual_seed(batch_idx)
+            losses[name] = denoising_loss(self.ema.module, batch[0], gen, gaussian)
+        self.log_dict(losses, prog_bar=True, batch_size=len(batch[0]))
 
 
 def _split(n: int, val_fraction: float) -> tuple[slice, slice]:
@@ -216,11 +241,25 @@ def train_prior(data, out, max_epochs: int | None = None, max_minutes: float | N
     kappa = torch.from_numpy(lens.kappa.astype(np.float32))
     loader = DataLoader(TensorDataset(kappa[train]), cfg.batch_size, shuffle=True, drop_last=train.stop > cfg.batch_size)
     val_loader = DataLoader(TensorDataset(kappa[val]), cfg.batch_size)
+    if cfg.gaussian_val_loss is None:
+        cfg = cfg.model_copy(update={"gaussian_val_loss": _validation_loss(ScoreNet(cfg), val_loader, gaussian=True)})
+        cfg.save(out / CONFIG_NAME)
     fit_run(out, PriorModule(cfg), loader, val_loader, resume, epoch_budget(cfg.max_epochs, cfg.max_minutes),
             cfg.max_minutes, progress, f"skymorph lensing train-prior --out {out} --resume",
             cfg.deterministic, accelerator=dev.type, devices=[dev.index or 0] if dev.type == "cuda" else 1,
             gradient_clip_val=cfg.grad_clip)
     return out
+
+
+def gain_line(run) -> str:
+    """How far training took the prior past its Gaussian start, on the validation maps: one line."""
+    cfg = PriorConfig.load(Path(run) / CONFIG_NAME)
+    best = training_record(run)["sessions"][-1]["best_val_loss"]
+    if best is None or cfg.gaussian_val_loss is None:
+        return "no validation loss recorded"
+    gain = 1 - best / cfg.gaussian_val_loss
+    return (f"best validation loss {best:.4g} against the Gaussian prior's {cfg.gaussian_val_loss:.4g} on the same "
+            f"draws: {100 * abs(gain):.1f}% {'lower' if gain >= 0 else 'higher'}")
 
 
 def load_prior(run, which: str = "best", device: str = "cpu") -> tuple[PriorConfig, ScoreNet]:
