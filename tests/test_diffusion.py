@@ -201,7 +201,7 @@ def diffusion_bench(store_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("dbench")
     res = run_benchmark(store_path, parse_pairs("gas:hi"), ["unet", "indi", "score_sde"], out, None, max_epochs=1,
                         options={"base_channels": 8, "batch_size": 4, "depth": 2}, progress=False,
-                        steps=[1, 3], samplers=["dpm++", "em", "indi"], n_samples=3)
+                        steps=[1, 3], samplers=["dpm++", "em", "indi"], n_samples=3, max_nfe=2)
     return out, res
 
 
@@ -212,6 +212,9 @@ def test_benchmark_sweeps_quality_against_cost(diffusion_bench):
         ("dpm++", 1, 1), ("dpm++", 3, 3), ("em", 1, 1), ("em", 3, 3)]
     assert [(p["sampler"], p["nfe"]) for p in pair["indi"]["sweep"]] == [("indi", 1), ("indi", 3)]
     assert len(pair["unet"]["sweep"]) == 1 and "calibration" not in pair["unet"]
+    # --max-nfe 2: the main evaluation and the calibration at 2 steps (defaults: 20 and 10)
+    assert pair["score_sde"]["info"]["steps"] == pair["indi"]["info"]["steps"] == 2
+    assert pair["indi"]["calibration"]["info"]["steps"] == 2 and pair["indi"]["calibration"]["info"]["nfe"] == 2 * 3
     cal = pair["indi"]["calibration"]
     assert 0 <= cal["metrics"]["coverage68"]["median"] <= cal["metrics"]["coverage95"]["median"] <= 1
     assert cal["nominal"]["coverage68"] == pytest.approx(0.5) and len(cal["rank"]["counts"]) == 4  # K = 3: j = 1
@@ -259,6 +262,19 @@ def test_bad_sampling_requests_are_one_clear_line(diffusion_bench, store_path, t
     err = res.stderr.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
     assert not (tmp_path / "p.h5").exists()
+
+
+def test_max_nfe_picks_the_most_steps_within_the_budget(tmp_path):
+    from skymorph.evaluate.benchmark import steps_within
+    from skymorph.methods.config import TrainConfig
+
+    def cfg(method, **kw):
+        return TrainConfig.build({"method": method, "data": tmp_path / "a.h5", "source": "gas", "target": "star", **kw})
+    assert steps_within(cfg("edm"), 20) == 10  # Heun: 2 N - 1 calls
+    assert steps_within(cfg("edm"), 100) == 18 and steps_within(cfg("edm"), None) is None  # never past the default
+    assert steps_within(cfg("score_sde", sampler="pc"), 20) == 10 and steps_within(cfg("unet"), 1) is None
+    with pytest.raises(ConfigError, match="--max-nfe 1: score_sde \\(pc\\) needs 2 network calls"):
+        steps_within(cfg("score_sde", sampler="pc"), 1)
 
 
 def test_benchmark_rejects_a_sampler_no_method_takes(store_path, tmp_path):

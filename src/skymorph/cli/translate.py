@@ -151,6 +151,9 @@ def benchmark_cmd(data: Path = typer.Option(..., help="map store (.h5)"),
                   samplers: Optional[str] = typer.Option(None, help="samplers of the sweep (default: all that fit)"),
                   samples: int = typer.Option(1, help="samples per map for the calibration of stochastic methods"),
                   sweep_views: Optional[int] = typer.Option(None, help="test views of the sweep (default all)"),
+                  max_nfe: Optional[int] = typer.Option(None, help="evaluate each stochastic method at the most "
+                                                                   "sampler steps (up to its default) within this "
+                                                                   "many network calls per sample"),
                   retrain: bool = typer.Option(False, help="train every run afresh, even where one with the same "
                                                            "config and store exists"),
                   overwrite: bool = typer.Option(False, help="replace existing results (runs are reused by key)"),
@@ -167,7 +170,7 @@ def benchmark_cmd(data: Path = typer.Option(..., help="map store (.h5)"),
     res = run_benchmark(data, parse_pairs(pairs), [m.strip() for m in methods.split(",")], out, max_minutes,
                         max_epochs, options, seed, progress, number_list(steps, "--steps") if steps else None,
                         [s.strip() for s in samplers.split(",")] if samplers else None, samples, sweep_views,
-                        seeds, retrain, overwrite, device)
+                        seeds, retrain, overwrite, device, max_nfe)
     for name, pair in res["pairs"].items():
         for line in verdict_lines(name, pair) + cost_answers(name, pair["methods"]):
             typer.echo(line)

@@ -3,8 +3,8 @@ on the test split, and judge with intervals over galaxies (:mod:`skymorph.stats`
 
 Everything is validated before the first training: pairs against the store, methods, samplers and
 every training option (each run's config is built first). A run is reused only when the hash of its
-full resolved config (the store's fingerprint included) matches (``<run>.key`` beside the run
-folder); any changed option retrains, ``retrain`` forces it.
+resolved config (the store's fingerprint included, other methods' options left out) matches
+(``<run>.key`` beside the run folder); any changed option retrains, ``retrain`` forces it.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from ..atomic import write_text
 from ..data.dataset import check_pair
 from ..data.store import MapStore
 from ..errors import ConfigError, OutputExistsError
-from ..methods import METHODS, method_class
+from ..methods import METHODS, make_method, method_class
 from ..models import BACKBONES
 from ..methods.base import check_request
 from ..methods.config import TrainConfig
@@ -192,10 +192,26 @@ def _calibration(evs: list[Evaluation], seed: int) -> dict:
             "rank": {"counts": counts.tolist(), "chi2": chi2, "p_value": p}}
 
 
+def steps_within(cfg: TrainConfig, max_nfe: int | None) -> int | None:
+    """Sampler steps of a stochastic run's evaluation: None (the method's default) without a cap; with
+    ``max_nfe``, the most steps, up to the default, whose network calls per sample stay within it."""
+    if max_nfe is None or not method_class(cfg.method).stochastic:
+        return None
+    method = make_method(cfg.method, len(cfg.source), 1, **cfg.method_options())
+    fits = [n for n in range(1, method.default_steps + 1) if method.nfe(n) <= max_nfe]
+    if not fits:
+        raise ConfigError(f"--max-nfe {max_nfe}: {cfg.method} ({method.sampler}) needs {method.nfe(1)} network calls "
+                          f"for a single step")
+    return fits[-1]
+
+
 def validate(data: Path, pairs, methods: list[str], max_minutes, max_epochs, options, seed: int, seeds: int,
-             steps, samplers, n_samples: int) -> tuple[dict[tuple[str, str, int], TrainConfig], str]:
+             steps, samplers, n_samples: int, max_nfe: int | None = None
+             ) -> tuple[dict[tuple[str, str, int], TrainConfig], str]:
     """Every input checked before any work: the config of every run, keyed by (pair, method, seed), and
     the store's fingerprint."""
+    if max_nfe is not None and max_nfe < 1:
+        raise ConfigError(f"--max-nfe must be a positive integer, got {max_nfe}")
     check_methods(methods, samplers)
     if steps is not None and (not steps or min(steps) < 1):
         raise ConfigError(f"--steps must be positive integers, got {steps}")
@@ -216,6 +232,7 @@ def validate(data: Path, pairs, methods: list[str], max_minutes, max_epochs, opt
                 raw = {"method": name, "data": data, "source": source, "target": target, "max_minutes": max_minutes,
                        "max_epochs": max_epochs, **given, **variant, "seed": seed + s}
                 cfgs[pair_name(source, target), method, s] = TrainConfig.build(raw, "benchmark options")
+            steps_within(cfgs[pair_name(source, target), method, 0], max_nfe)
     return cfgs, fingerprint
 
 
@@ -223,21 +240,22 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
                   max_minutes: float | None, max_epochs: int | None = None, options: dict | None = None, seed: int = 0,
                   progress: bool = True, steps: list[int] | None = None, samplers: list[str] | None = None,
                   n_samples: int = 1, sweep_views: int | None = None, seeds: int = 1, retrain: bool = False,
-                  overwrite: bool = False, device: str = "cpu") -> dict:
+                  overwrite: bool = False, device: str = "cpu", max_nfe: int | None = None) -> dict:
     """Benchmark ``methods`` on ``pairs``; writes results.json, results.md, report.html and figures/ into ``out``.
 
     Returns ``{"provenance": ..., "pairs": {name: {"methods": {method: {"info", "metrics", "per_view",
     ["sweep"], ["calibration"]}}, "verdicts": [...]}}}``: metric cells with 68% intervals over test
     galaxies; training seeds ``seed, seed + 1, ...`` (``seeds`` of them) per method and pair; verdicts on
     the paired per-galaxy differences at 95%; the sweep over samplers and ``steps`` (first seed) and
-    the calibration with ``n_samples`` samples (stochastic methods).
+    the calibration with ``n_samples`` samples (stochastic methods), both at the default sampler steps
+    or, with ``max_nfe``, at the most steps within that many network calls per sample.
     """
     out = Path(out)
     if (out / "results.json").exists() and not overwrite:
         raise OutputExistsError(f"{out}/results.json: output exists (use --overwrite to replace it; "
                                 f"finished runs in {out}/runs are reused)")
     cfgs, fingerprint = validate(data, pairs, methods, max_minutes, max_epochs, options, seed, seeds, steps, samplers,
-                                 n_samples)
+                                 n_samples, max_nfe)
     budget = f"{max_minutes:g} min" if max_minutes else f"{epoch_budget(max_epochs, None)} epochs"
     out.mkdir(parents=True, exist_ok=True)
     pairs_out: dict[str, dict] = {}
@@ -257,7 +275,9 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
                                      retrain, progress)
                 console.print(f"  {what} {run}")
                 runs.append(run)
-            evs[method] = [evaluate_run(r, data, "test", seed=seed, device=device, progress=progress) for r in runs]
+            n_steps = steps_within(cfgs[name, method, 0], max_nfe)
+            evs[method] = [evaluate_run(r, data, "test", steps=n_steps, seed=seed, device=device, progress=progress)
+                           for r in runs]
             per_view[method] = _per_view(evs[method], METRIC_NAMES)
             first = evs[method][0]
             res[method] = {"info": {**first.info, "runs": [str(r) for r in runs], "seeds": list(range(seed, seed + seeds)),
@@ -272,8 +292,8 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
                 res[method]["sweep"] = sweep(runs[0], data, method, steps, samplers, seed, first, sweep_views, device,
                                              progress)
             if n_samples > 1 and method_class(method_of(method)[0]).stochastic:
-                cal = [evaluate_run(r, data, "test", seed=seed, n_samples=n_samples, device=device, progress=progress)
-                       for r in runs]
+                cal = [evaluate_run(r, data, "test", steps=n_steps, seed=seed, n_samples=n_samples, device=device,
+                                    progress=progress) for r in runs]
                 res[method]["calibration"] = _calibration(cal, seed)
                 spreads[method] = (*spread_error_curve(cal[0].samples, cal[0].truth, cal[0].info["eps"])[:2], n_samples)
                 ranks[method] = res[method]["calibration"]["rank"]
@@ -287,7 +307,7 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
                                         pairs=[pair_name(s, t) for s, t in pairs], methods=methods,
                                         max_minutes=max_minutes, max_epochs=max_epochs, options=options or {},
                                         seed=seed, seeds=seeds, samples=n_samples, steps=steps, samplers=samplers,
-                                        sweep_views=sweep_views),
+                                        sweep_views=sweep_views, max_nfe=max_nfe),
                "pairs": pairs_out}
     write_text(out / "results.json", json.dumps(results, indent=1, default=float))
     write_markdown(results, out / "results.md")
