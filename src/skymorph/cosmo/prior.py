@@ -254,7 +254,8 @@ def train_prior(data, out, max_epochs: int | None = None, max_minutes: float | N
 def gain_line(run) -> str:
     """How far training took the prior past its Gaussian start, on the validation maps: one line."""
     cfg = PriorConfig.load(Path(run) / CONFIG_NAME)
-    best = training_record(run)["sessions"][-1]["best_val_loss"]
+    sessions = training_record(run)["sessions"]
+    best = sessions[-1]["best_val_loss"] if sessions else None
     if best is None or cfg.gaussian_val_loss is None:
         return "no validation loss recorded"
     gain = 1 - best / cfg.gaussian_val_loss
