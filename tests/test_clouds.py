@@ -163,7 +163,6 @@ def cloud_store(synth_dir, tmp_path_factory):
 
 def test_cloud_store_keeps_mass_geometry_and_the_map_views(cloud_store, synth_dir):
     from skymorph.clouds.store import CloudStore
-    from skymorph.data.build import render_galaxy  # noqa: F401  (the map builder: same rotation seeding)
     from skymorph.maps.views import view_rotations
     from skymorph.sim.sources import open_source
 
