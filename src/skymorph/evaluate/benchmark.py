@@ -246,9 +246,10 @@ def run_benchmark(data: Path, pairs: list[tuple[list[str], str]], methods: list[
     Returns ``{"provenance": ..., "pairs": {name: {"methods": {method: {"info", "metrics", "per_view",
     ["sweep"], ["calibration"]}}, "verdicts": [...]}}}``: metric cells with 68% intervals over test
     galaxies; training seeds ``seed, seed + 1, ...`` (``seeds`` of them) per method and pair; verdicts on
-    the paired per-galaxy differences at 95%; the sweep over samplers and ``steps`` (first seed) and
-    the calibration with ``n_samples`` samples (stochastic methods), both at the default sampler steps
-    or, with ``max_nfe``, at the most steps within that many network calls per sample.
+    the paired per-galaxy differences at 95%; the sweep over samplers and ``steps`` (first seed); the
+    calibration with ``n_samples`` samples (stochastic methods). The main evaluation and the
+    calibration run at each method's default sampler steps or, with ``max_nfe``, at the most steps
+    within that many network calls per sample.
     """
     out = Path(out)
     if (out / "results.json").exists() and not overwrite:
