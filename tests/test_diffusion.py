@@ -351,3 +351,17 @@ def test_edm_trains_through_the_cli_and_translates(store_path, tmp_path):
     res = runner.invoke(app, ["translate", str(run), "--data", str(store_path), "--out", str(tmp_path / "q.h5"),
                               "--sampler", "dpm++"])
     assert res.exit_code == 1 and "sampler 'dpm++' does not fit method 'edm': valid samplers for it: edm" in res.stderr
+
+
+def test_edm_is_judged_against_score_sde_on_both_metric_lists():
+    from skymorph.evaluate.benchmark import verdicts
+
+    rng = np.random.default_rng(1)
+    galaxy = np.repeat(np.arange(12), 2)
+    per_view = {m: {k: rng.random((2, 24)) * 0.1 + shift for k in ("mse_log", "pk_err_dex", "pdf_w1")}
+                for m, shift in (("baseline", 1.0), ("unet", 0.2), ("score_sde", 0.5), ("edm", 0.3))}
+    got = {(v["method"], v["reference"], v["metric"]): v["verdict"]
+           for v in verdicts(per_view, galaxy, {"baseline": False, "unet": False, "score_sde": True, "edm": True}, 0)}
+    assert {k[2] for k in got if k[:2] == ("edm", "score_sde")} == {"mse_log", "pk_err_dex", "pdf_w1"}
+    assert got["edm", "score_sde", "pk_err_dex"] == "better" and ("score_sde", "edm", "mse_log") not in got
+    assert got["edm", "unet", "pdf_w1"] == "worse"
