@@ -205,6 +205,10 @@ def test_cloud_commands_train_translate_evaluate_and_resume(cloud_store, store_p
     res = runner.invoke(app, ["clouds", "train", "--data", str(cloud_store), "--out", str(tmp_path / "r2"),
                               "--points-per-step", "49", "--no-progress"])
     assert res.exit_code == 1 and "--points-per-step 49: more than the 48 target points per view" in res.stderr
+    res = runner.invoke(app, ["clouds", "train", "--data", str(cloud_store), "--out", str(tmp_path / "r3"),
+                              "--points-per-step", "0", "--no-progress"])
+    assert res.exit_code == 1 and "--points-per-step 0: must be positive" in res.stderr
+    assert not (tmp_path / "r3").exists()
     res = runner.invoke(app, ["clouds", "train", "--out", str(run), "--resume", "--lr", "0.1", "--no-progress"])
     assert res.exit_code == 1 and "give only --max-epochs or --max-minutes (got --lr)" in res.stderr
     gen = tmp_path / "g.h5"

@@ -110,9 +110,9 @@ def train_cloud_flow(data, out, resume: bool = False, overwrite: bool = False, p
         cfg = cfg.model_copy(update=options)
     else:
         cfg = CloudConfig.validated({"data": str(Path(data).resolve()), **options})
-    for flag, value in (("--batch-size", cfg.batch_size), ("--points-per-step", cfg.points_per_step or 1),
+    for flag, value in (("--batch-size", cfg.batch_size), ("--points-per-step", cfg.points_per_step),
                         ("--steps", cfg.steps), ("--width", cfg.width), ("--latent", cfg.latent)):
-        if value < 1:
+        if value is not None and value < 1:  # points_per_step None: chosen from the store below
             raise ConfigError(f"{flag} {value}: must be positive")
     with CloudStore(cfg.data) as store:
         if cfg.data_fingerprint and store.fingerprint != cfg.data_fingerprint:
