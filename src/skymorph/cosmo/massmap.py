@@ -127,12 +127,12 @@ def sample_mean_rmse(samples: np.ndarray, truth: np.ndarray, mask: np.ndarray) -
     k = samples.shape[1]
     if k < 2:
         raise ConfigError("the sampling error of a posterior mean needs at least 2 samples per map")
-    m = np.asarray(mask, bool)
-    x = np.asarray(samples, np.float64)[..., m]
+    samples = np.asarray(samples, np.float64)
+    x = samples[..., np.asarray(mask, bool)]
     dev = x - x.mean(1, keepdims=True)
     dev -= dev.mean(-1, keepdims=True)
     spread = (dev**2).mean(-1).sum(1) / (k - 1)  # tr(P Sigma P) / n_pixels
-    mse = masked_rmse(np.asarray(samples, np.float64).mean(1), truth, mask) ** 2
+    mse = masked_rmse(samples.mean(1), truth, mask) ** 2
     return np.sqrt(np.clip(mse - spread / k, 0.0, None))
 
 

@@ -235,15 +235,14 @@ def train_prior(data, out, max_epochs: int | None = None, max_minutes: float | N
         out.mkdir(parents=True, exist_ok=True)
         if lens.seeds is not None:
             np.save(out / SEEDS_NAME, np.asarray(lens.seeds, dtype=np.int64))
-    cfg.save(out / CONFIG_NAME)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
     train, val = _split(len(lens.kappa), cfg.val_fraction)
     kappa = torch.from_numpy(lens.kappa.astype(np.float32))
     loader = DataLoader(TensorDataset(kappa[train]), cfg.batch_size, shuffle=True, drop_last=train.stop > cfg.batch_size)
     val_loader = DataLoader(TensorDataset(kappa[val]), cfg.batch_size)
-    if cfg.gaussian_val_loss is None:
+    if cfg.gaussian_val_loss is None:  # before seeding: the network's initialisation is not disturbed
         cfg = cfg.model_copy(update={"gaussian_val_loss": _validation_loss(ScoreNet(cfg), val_loader, gaussian=True)})
-        cfg.save(out / CONFIG_NAME)
+    cfg.save(out / CONFIG_NAME)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     fit_run(out, PriorModule(cfg), loader, val_loader, resume, epoch_budget(cfg.max_epochs, cfg.max_minutes),
             cfg.max_minutes, progress, f"skymorph lensing train-prior --out {out} --resume",
             cfg.deterministic, accelerator=dev.type, devices=[dev.index or 0] if dev.type == "cuda" else 1,

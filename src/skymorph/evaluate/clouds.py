@@ -163,7 +163,7 @@ def evaluate_clouds(runs: list, data_path, split: str = "test", n_points: int | 
         # n_ref drawn points, an independent n_ref-point draw since points are i.i.d. given z
         n_ref = tgt.shape[1]
         flow_rows = [_rows(g["points"][:, :n_ref], g["weight"][:, :n_ref] * g["points"].shape[1] / n_ref, tgt, tw,
-                           columns, seed, f"{Path(r).name}", progress) for g, r in zip(gens, runs)]
+                           columns, seed, Path(r).name, progress) for g, r in zip(gens, runs)]
         base_rows = _rows(base, base_w, tgt, tw, columns, seed, "the rescaled source", progress)
         names = list(flow_rows[0][0])
         per_view = {"cloud_flow": {k: np.array([[r[k] for r in rows] for rows in flow_rows]) for k in names},
