@@ -264,7 +264,7 @@ def test_bad_sampling_requests_are_one_clear_line(diffusion_bench, store_path, t
     assert not (tmp_path / "p.h5").exists()
 
 
-def test_max_nfe_picks_the_most_steps_within_the_budget(tmp_path):
+def test_max_nfe_picks_the_most_steps_within_the_budget(tmp_path, store_path):
     from skymorph.evaluate.benchmark import steps_within
     from skymorph.methods.config import TrainConfig
 
@@ -275,6 +275,9 @@ def test_max_nfe_picks_the_most_steps_within_the_budget(tmp_path):
     assert steps_within(cfg("score_sde", sampler="pc"), 20) == 10 and steps_within(cfg("unet"), 1) is None
     with pytest.raises(ConfigError, match="--max-nfe 1: score_sde \\(pc\\) needs 2 network calls"):
         steps_within(cfg("score_sde", sampler="pc"), 1)
+    with pytest.raises(ConfigError, match="--max-nfe must be a positive integer, got 0"):
+        run_benchmark(store_path, parse_pairs("gas:hi"), ["indi"], tmp_path / "b", None, max_nfe=0)
+    assert not (tmp_path / "b").exists()  # refused before anything is written
 
 
 def test_benchmark_rejects_a_sampler_no_method_takes(store_path, tmp_path):
