@@ -183,3 +183,41 @@ def test_cli_resume_continues_and_refuses_another_pair(store_path, tmp_path):
     assert res.exit_code == 1 and "trained with target = hi, not dm" in res.stderr
     res = runner.invoke(app, [*base, "--max-epochs", "1"])
     assert res.exit_code == 1 and "run folder exists" in res.stderr
+
+
+def test_trend_line_crosses_zero_where_the_hand_computed_line_does():
+    from skymorph.evaluate.curve import crossing
+
+    # diff = 0.3 - 0.1 log10(t): through (1, 0.3), (10, 0.2), (100, 0.1); zero at t = 1000
+    c = crossing([10, 1, 100], [0.2, 0.3, 0.1])
+    assert c["slope"] == pytest.approx(-0.1) and c["budget"] == pytest.approx(1000.0)
+    assert crossing([1, 10], [0.1, 0.2])["budget"] is None  # widening: no crossing ahead
+    assert crossing([1, 10], [-0.2, -0.1])["budget"] == pytest.approx(100.0)  # from below (higher-is-better metric)
+    with pytest.raises(ConfigError, match="two different budgets"):
+        crossing([4, 4], [0.1, 0.2])
+
+
+def test_benchmark_curve_reads_budgets_in_order_and_refuses_what_it_cannot_join(store_path, tmp_path):
+    one, two = tmp_path / "one_epoch", tmp_path / "two_epochs"
+    res1, res2 = (run_benchmark(store_path, parse_pairs("gas:dm"), ["baseline", "unet"], out, None, max_epochs=n,
+                                options=OPTIONS, progress=False) for n, out in ((1, one), (2, two)))
+    r = runner.invoke(app, ["benchmark-curve", str(two), str(one), "--reference", "baseline", "--out",
+                            str(tmp_path / "curve")])
+    assert r.exit_code == 0, r.output
+    curve = json.loads((tmp_path / "curve" / "curve.json").read_text())
+    assert curve["budgets"] == [1.0, 2.0] and curve["unit"] == "epochs" and curve["pair"] == "gas-dm"
+    for budget, res in zip(curve["budgets"], (res1, res2)):
+        i = curve["budgets"].index(budget)
+        for k in ("mse_log", "pk_err_dex"):
+            assert curve["cells"]["unet"][k][i]["median"] == pytest.approx(res["pairs"]["gas-dm"]["methods"]["unet"]["metrics"][k]["median"])
+            v = next(v for v in res["pairs"]["gas-dm"]["verdicts"] if (v["method"], v["metric"]) == ("unet", k))
+            assert curve["versus"]["unet"][k]["points"][i]["diff"] == pytest.approx(v["diff"])
+    assert (tmp_path / "curve" / "curve.png").stat().st_size > 0 and "| unet | mse_log |" in r.output
+    for args, match in ((["benchmark-curve", str(one)], "at least two"),
+                        (["benchmark-curve", str(one), str(one)], "same budget"),
+                        (["benchmark-curve", str(one), str(tmp_path)], "results.json"),
+                        (["benchmark-curve", str(one), str(two), "--metrics", "mse_lg"], "mse_lg"),
+                        (["benchmark-curve", str(one), str(two), "--pair", "gas-hi"], "gas-hi"),
+                        (["benchmark-curve", str(one), str(two)], "exists")):
+        r = runner.invoke(app, args + ["--out", str(tmp_path / "curve")])
+        assert r.exit_code == 1 and match in r.output, (args, r.output)

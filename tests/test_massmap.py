@@ -200,6 +200,11 @@ def test_massmap_cli_methods_and_benchmark(prior_run, tmp_path):
     wf, post = out["methods"]["Wiener filter"], out["methods"]["posterior mean, learned prior"]
     assert wf["rmse_k_inf"] == wf["rmse"] and post["rmse_k_inf"]["mean"] < post["rmse"]["mean"]  # 4-sample noise off
     assert "Prior: best validation loss" in (tmp_path / "bench" / "results.md").read_text()
+    # the RMSE ratio to Wiener is the geometric mean over maps of the per-map ratios
+    v = next(v for v in out["verdicts"] if v["reference"] == "Wiener filter" and v["metric"] == "rmse")
+    ratio = np.exp(np.mean(np.log(np.array(post["rmse"]["per_map"]) / wf["rmse"]["per_map"])))
+    assert v["ratio"] == pytest.approx(ratio, rel=1e-12) and v["ratio_lo"] <= v["ratio"] <= v["ratio_hi"]
+    assert "pearson" not in [w["metric"] for w in out["verdicts"] if "ratio" in w]
 
 
 def test_bad_input_is_one_clear_line(prior_run, tmp_path):

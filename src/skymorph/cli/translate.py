@@ -175,3 +175,22 @@ def benchmark_cmd(data: Path = typer.Option(..., help="map store (.h5)"),
         for line in verdict_lines(name, pair) + cost_answers(name, pair["methods"]):
             typer.echo(line)
     typer.echo(f"report: {out / 'report.html'} (tables: {out / 'results.md'})")
+
+
+@app.command("benchmark-curve")
+@friendly
+def benchmark_curve_cmd(folders: list[Path] = typer.Argument(..., help="benchmark output folders, one per budget"),
+                        out: Path = typer.Option(..., help="folder for curve.json/.md/.png"),
+                        pair: Optional[str] = typer.Option(None, help="pair to plot, e.g. gas-star (default: the "
+                                                                      "only pair in common)"),
+                        metrics: Optional[str] = typer.Option(None, help="metrics (default mse_log,pdf_w1,pk_err_dex)"),
+                        reference: str = typer.Option("unet", help="method the benchmark judged the others against"),
+                        overwrite: Overwrite = False):
+    """Quality versus training budget from benchmarks run under several --max-minutes (or --max-epochs):
+    medians with intervals per budget, differences to the reference and where their trend crosses zero."""
+    from ..evaluate.curve import budget_curve, curve_markdown
+
+    res = budget_curve(folders, out, pair, [m.strip() for m in metrics.split(",")] if metrics else None, reference,
+                       overwrite)
+    typer.echo(curve_markdown(res))
+    typer.echo(f"wrote {out / 'curve.md'}, {out / 'curve.json'} and {out / 'curve.png'}")
