@@ -218,6 +218,7 @@ def test_benchmark_curve_reads_budgets_in_order_and_refuses_what_it_cannot_join(
                         (["benchmark-curve", str(one), str(tmp_path)], "results.json"),
                         (["benchmark-curve", str(one), str(two), "--metrics", "mse_lg"], "mse_lg"),
                         (["benchmark-curve", str(one), str(two), "--pair", "gas-hi"], "gas-hi"),
+                        (["benchmark-curve", str(one), str(two), "--reference", "edm"], "'edm'"),
                         (["benchmark-curve", str(one), str(two)], "exists")):
         r = runner.invoke(app, args + ["--out", str(tmp_path / "curve")])
         assert r.exit_code == 1 and match in r.output, (args, r.output)

@@ -78,6 +78,8 @@ def budget_curve(folders: list[Path], out: Path, pair: str | None = None, metric
         raise ConfigError(f"--pair {pair!r}: not in every folder (in all of them: {sorted(common) or 'none'})")
     pairs = [r["pairs"][pair] for _, _, r, _ in read]
     methods = [m for m in pairs[0]["methods"] if all(m in p["methods"] for p in pairs)]
+    if reference not in methods:
+        raise ConfigError(f"--reference {reference!r}: not benchmarked in every folder (in all: {', '.join(methods)})")
     known = set.intersection(*(set(p["methods"][m]["metrics"]) for p in pairs for m in methods))
     metrics = metrics or [m for m in ("mse_log", "pdf_w1", "pk_err_dex") if m in known]
     for m in metrics:
@@ -97,6 +99,7 @@ def budget_curve(folders: list[Path], out: Path, pair: str | None = None, metric
                                                           for v in vs], "trend": trend}
     res = {"provenance": provenance(folders=[str(f) for *_, f in read], pair=pair, metrics=metrics, reference=reference),
            "pair": pair, "unit": unit, "budgets": budgets, "folders": [str(f) for *_, f in read],
+           "commands": [r["provenance"].get("command", "") for _, _, r, _ in read],
            "units": pairs[0]["verdicts"][0]["units"] if pairs[0]["verdicts"] else None,
            "cells": cells, "versus": versus, "reference": reference}
     out = check_output(Path(out) / "curve.json", overwrite).parent
@@ -112,8 +115,8 @@ def curve_markdown(res: dict) -> str:
     head = "| method | " + " | ".join(f"{b:g} {unit}" for b in budgets) + " |"
     rule = "|---|" + "---|" * len(budgets)
     lines = [f"# Quality versus training budget ({res['pair']})", "",
-             "Median over test views [68% interval from a bootstrap over test galaxies]; from "
-             + ", ".join(res["folders"]) + "."]
+             "Median over test views [68% interval from a bootstrap over test galaxies], from:", ""]
+    lines += [f"- {b:g} {unit}: `{c}`" for b, c in zip(budgets, res["commands"])]
     for k in next(iter(res["cells"].values())):
         lines += ["", f"## {k} ({'higher' if k in HIGHER_IS_BETTER else 'lower'} is better)", "", head, rule]
         for m, c in res["cells"].items():
