@@ -17,7 +17,7 @@ RULES = [(r"--galaxies \d+", "--galaxies 5"), (r"--particles 10000", "--particle
          (r"--mesh 128 --particles 64", "--mesh 32 --particles 16"), (r"--size 64", "--size 32"),
          (r"--rotations 3", "--rotations 2"), (r"--workers 2", "--workers 1"), (r"--max-minutes [\d.]+", "--max-epochs 1"),
          (r"--max-epochs 200", "--max-epochs 2"), (r"--steps 1,2,5,10,20,50,100,1000", "--steps 1,2"),
-         (r"--samples (8|16)", "--samples 2"), (r"--n-maps 640", "--n-maps 8"), (r"--n-maps (64|100)", "--n-maps 3"),
+         (r"--samples (8|16)", "--samples 2"), (r"--n-maps (640|384)", "--n-maps 8"), (r"--box 64 --mesh 128", "--box 64 --mesh 16"), (r"--n-maps (64|100)", "--n-maps 3"),
          (r"--mesh 64", "--mesh 16"), (r"(lensing maps (?!.*(--mesh|--simulator lognormal)))", r"\1--mesh 16 "),
          (r"--n-maps 20000", "--n-maps 300"), (r"--n-maps 300 --npix 64", "--n-maps 300 --npix 32"),
          (r"--n-maps 3000", "--n-maps 400"), (r"--n-maps 200", "--n-maps 50"), (r"--maps 0:24", "--maps 0:2"),
