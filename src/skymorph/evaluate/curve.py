@@ -142,7 +142,8 @@ def _figure(path: Path, res: dict) -> None:
     """One panel per metric: median and 68% interval against budget (log axis), per method."""
     from matplotlib.ticker import NullFormatter
 
-    from .plots import COLORS, _save, plt
+    from ..atomic import save_png
+    from .plots import COLORS, plt
 
     metrics = list(next(iter(res["cells"].values())))
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
@@ -161,4 +162,4 @@ def _figure(path: Path, res: dict) -> None:
         ax.xaxis.set_minor_formatter(NullFormatter())
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path, dpi=100)
