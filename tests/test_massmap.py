@@ -277,3 +277,51 @@ def test_a_prior_is_bound_to_its_training_maps(prior_run, tmp_path):
                               "--out", str(run), "--no-progress"])
     assert res.exit_code == 0, res.output
     assert PriorConfig.load(run / "prior.yaml").data == moved.resolve()
+
+
+class _FixedResidual(torch.nn.Module):
+    """A residual network that returns one fixed map whatever its input: the score is then linear in x
+    and its equilibrium is known in closed form."""
+
+    def __init__(self, r: torch.Tensor):
+        super().__init__()
+        self.r = r
+
+    def forward(self, z, t):
+        return self.r.expand(len(z), 1, *self.r.shape)
+
+
+@pytest.mark.parametrize("sigma", [1e-3, 0.01, 0.05])
+def test_a_damped_residual_moves_each_mode_by_its_width_and_a_white_one_by_more(sigma, tmp_path):
+    """With the residual r fixed, score(x*) = 0 at F[x* - mu]_k = -sqrt(C_k + s^2) F[r]_k (damped) and
+    -(C_k + s^2)/s F[r]_k (white): the white form amplifies r by sqrt(C_k + s^2)/s in signal-dominated
+    modes, the failure measured at 0.94' pixels; old prior.yaml files (no ``residual``) load as white."""
+    from skymorph.cosmo.prior import PriorConfig, ScoreNet
+    from skymorph.errors import ConfigError
+
+    n, px = 16, 6.0
+    ell, cl = _spectrum(n, px)
+    r = torch.randn(n, n, generator=torch.Generator().manual_seed(3))
+    shifts = {}
+    for residual in ("damped", "white"):
+        cfg = PriorConfig(data=tmp_path / "k.h5", npix=n, pixel_arcmin=px, kappa_mean=0.002, kappa_std=0.01,
+                          sigma_max=0.05, ell=ell.tolist(), cl=cl.tolist(), residual=residual)
+        net = ScoreNet(cfg).double()
+        net.net = _FixedResidual(r.double())
+        width = torch.sqrt(net.power + sigma**2)
+        gain = width if residual == "damped" else width**2 / sigma
+        shift = -_fourier(r.double(), gain)
+        with torch.no_grad():
+            score = net.score((cfg.kappa_mean + shift)[None], sigma)
+            scale = net.score((cfg.kappa_mean + 2 * shift)[None], sigma).abs().max()
+        assert float(score.abs().max()) < 1e-9 * float(scale)
+        shifts[residual] = torch.fft.fft2(shift).abs()
+    # per mode: damped moves it by |r_k| widths exactly; white by sqrt(C_k + s^2)/s times more
+    assert torch.allclose(shifts["white"], shifts["damped"] * width / sigma, rtol=1e-9)
+    assert torch.allclose(shifts["damped"] / width, torch.fft.fft2(r.double()).abs(), rtol=1e-9)
+    raw = PriorConfig(data=tmp_path / "k.h5", npix=n, pixel_arcmin=px).model_dump(mode="json")
+    raw.pop("residual")
+    (tmp_path / "old.yaml").write_text(__import__("yaml").safe_dump(raw))
+    assert PriorConfig.load(tmp_path / "old.yaml").residual == "white"
+    with pytest.raises(ConfigError, match="residual"):
+        PriorConfig.validated({**raw, "residual": "dampd"}, "train-prior")

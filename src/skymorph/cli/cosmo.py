@@ -265,6 +265,10 @@ def lensing_train_prior(data: Optional[Path] = typer.Option(None, help="converge
                         backbone: Literal["unet", "dim"] = typer.Option("unet", help="score network: unet or dim "
                                                                                      "(Diffusion Mamba, width 144, "
                                                                                      "9 blocks, patch 4)"),
+                        residual: Literal["damped", "white"] = typer.Option(
+                            "damped", help="the network residual's scale per Fourier mode: damped by sigma / "
+                                           "sqrt(C + sigma^2) (bounded effect on every mode) or white (the "
+                                           "earlier form; unstable at ~1 arcmin pixels)"),
                         batch_size: int = typer.Option(32, help="maps per batch"),
                         seed: int = typer.Option(0, help="random seed"),
                         device: RunDevice = "auto",
@@ -279,7 +283,7 @@ def lensing_train_prior(data: Optional[Path] = typer.Option(None, help="converge
     if data is None and not resume:
         raise SkymorphError("train-prior needs --data kappa.h5 (or --resume)")
     opts = {} if resume else {"batch_size": batch_size, "seed": seed, "deterministic": deterministic,
-                              "backbone": backbone, **({"base_channels": base_channels} if backbone == "unet" else {})}
+                              "backbone": backbone, "residual": residual, **({"base_channels": base_channels} if backbone == "unet" else {})}
     run = train_prior(data, out, max_epochs, max_minutes, resume, overwrite, progress, device, **opts)
     typer.echo(f"trained {run}: {gain_line(run)}")
 

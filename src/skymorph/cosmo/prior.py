@@ -3,12 +3,18 @@ score matching through PyTorch Lightning.
 
 The score of the prior smoothed to noise level sigma (kappa units) is
 
-    s(x, sigma) = -eps(x, sigma) / sigma,   eps = sigma (C + sigma^2)^-1 (x - mu) + r_theta(x, sigma),
+    s(x, sigma) = -eps(x, sigma) / sigma,   eps = sigma (C + sigma^2)^-1 (x - mu) + D r_theta(x, sigma),
 
 the analytic noise prediction of the Gaussian prior with the training maps' power spectrum
 (:class:`skymorph.cosmo.massmap.GaussianPrior`) plus a U-Net residual fed the standardised map,
 scaled to unit variance, and the normalised log sigma as its time. The U-Net's last layer starts
 at zero, so an untrained prior is the Gaussian one (its posterior mean is the Wiener filter).
+
+D is diagonal in Fourier space. ``residual: damped`` (the default) takes D = sigma / sqrt(C + sigma^2)
+per mode: a residual r then moves a mode's equilibrium under the score by r times the mode's width
+sqrt(C + sigma^2), at every sigma. ``white`` (D = 1, the runs made before the option, which load as
+such) moves it by r sqrt(C + sigma^2) / sigma: at 0.94' pixels the signal-dominated modes (C >> sigma^2)
+amplify the residual's small errors until the annealed chains run away below sigma ~ 0.01 (README).
 
 A run folder holds ``prior.yaml`` (the resolved :class:`PriorConfig`: geometry, spectrum, the KS
 smoothing chosen on the training maps), ``train_seeds.npy`` (PM seeds of the training maps, so a
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import lightning as L
 import numpy as np
@@ -73,6 +79,7 @@ class PriorConfig(BackboneConfig):
     cl: list[float] = []
     data_fingerprint: str = ""  # LensingData.fingerprint of the training maps
     gaussian_val_loss: Optional[float] = None  # the Gaussian start's validation loss: what training has to beat
+    residual: Literal["damped", "white"] = "damped"  # the residual's per-mode scale D (module docstring)
 
     @classmethod
     def load(cls, path: Path) -> "PriorConfig":
@@ -81,6 +88,8 @@ class PriorConfig(BackboneConfig):
         except (OSError, yaml.YAMLError) as exc:
             raise InputError(f"{path}: unreadable prior config ({exc}); "
                              f"not a 'skymorph lensing train-prior' run?") from None
+        if isinstance(raw, dict):
+            raw.setdefault("residual", "white")  # runs from before the option were trained white
         return cls.validated(raw, path)
 
 
@@ -93,6 +102,7 @@ class ScoreNet(nn.Module):
         self.register_buffer("power", mode_power(cfg.ell, cfg.cl, cfg.npix, cfg.pixel_arcmin).float())
         self.register_buffer("moments", torch.tensor([cfg.kappa_mean, cfg.kappa_std]))
         self.register_buffer("log_sigma", torch.tensor([math.log(cfg.sigma_min), math.log(cfg.sigma_max)]))
+        self.damped = cfg.residual == "damped"
 
     @property
     def mean(self) -> float:
@@ -109,7 +119,10 @@ class ScoreNet(nn.Module):
         s = sigma.view(-1, 1, 1)
         t = (torch.log(sigma) - self.log_sigma[0]) / (self.log_sigma[1] - self.log_sigma[0])
         z = (x - mu) / std / torch.sqrt(1 + (s / std) ** 2)
-        return self.gaussian_eps(x, sigma) + self.net(z[:, None], t)[:, 0]
+        r = self.net(z[:, None], t)[:, 0]
+        if self.damped:
+            r = _fourier(r, s / torch.sqrt(self.power + s**2))
+        return self.gaussian_eps(x, sigma) + r
 
     def score(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         """grad log p_sigma(x) (1 / kappa units)."""
