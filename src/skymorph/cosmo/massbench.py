@@ -209,13 +209,17 @@ def run_benchmark(data, prior, out, samples: int = 16, maps: str | None = None, 
            "data": str(data), "prior": str(prior), "maps": idx.tolist(), "samples": samples,
            "noise_std": lens.noise_std, "pixel_arcmin": lens.pixel_arcmin, "masked_fraction": float(1 - mask.mean()),
            "ks_smoothing_arcmin": cfg.ks_smoothing_arcmin, "prior_training": gain_line(prior),
+           "prior_residual": cfg.residual,
            "schedule": {"sigma_max": sched.sigma_max, "sigma_min": sched.sigma_min, "levels": levels, "steps": steps},
            "score_evaluations_per_sample": sched.evaluations,
            "seconds_per_sample": {"learned prior": sec, "Gaussian prior": sec_g},
            "methods": {name: {k: _stats(scores[k][name]) for k in scores} for name in est},
            "verdicts": _verdicts(scores, seed),
            "coverage": {name: {str(k): {**_stats(v), "nominal": nominal} for k, (v, nominal) in coverage(s, truth, mask).items()}
-                        for name, s in (("learned prior", smp), ("Gaussian prior", smp_g))}}
+                        for name, s in (("learned prior", smp), ("Gaussian prior", smp_g))},
+           # a chain that ran away shows here first: samples far wider than the maps the prior was trained on
+           "sample_rms_over_map_std": {name: _stats(np.sqrt(((s - cfg.kappa_mean) ** 2).mean((1, 2, 3))) / cfg.kappa_std)
+                                       for name, s in (("learned prior", smp), ("Gaussian prior", smp_g))}}
     with atomic_path(out / "results.json") as tmp:
         Path(tmp).write_text(json.dumps(res, indent=1))
     with atomic_path(out / "results.md") as tmp:
@@ -231,7 +235,8 @@ def results_markdown(res: dict) -> str:
     n = len(res["maps"])
     lines = [f"Mass mapping on {n} held-out maps of {res['data']} ({res['pixel_arcmin']:.3g}' pixels, shape noise "
              f"{res['noise_std']:.3g} per component per pixel, {100 * res['masked_fraction']:.1f}% masked); "
-             f"mean +- standard deviation over maps (median). Prior: {res.get('prior_training', 'n/a')}.", "",
+             f"mean +- standard deviation over maps (median). Prior ({res.get('prior_residual', 'white')} residual): "
+             f"{res.get('prior_training', 'n/a')}.", "",
              f"| method | RMSE | RMSE at K -> inf (the {res['samples']}-sample noise of a posterior mean removed) "
              "| Pearson r |", "|---|---|---|---|"]
     for name, m in res["methods"].items():
@@ -245,6 +250,10 @@ def results_markdown(res: dict) -> str:
     for name, c in res["coverage"].items():
         lines.append(f"| {name} | {c['0.68']['mean']:.3f} +- {c['0.68']['std']:.3f} ({c['0.68']['nominal']:.3f}) | "
                      f"{c['0.95']['mean']:.3f} +- {c['0.95']['std']:.3f} ({c['0.95']['nominal']:.3f}) |")
+    if "sample_rms_over_map_std" in res:
+        lines += ["", "Sample spread: rms of the samples about the training maps' mean over their pixel standard "
+                  "deviation (about 1 for samples as wide as real maps; far above 1: the chains ran away): "
+                  + ", ".join(f"{k} {v['mean']:.2f} +- {v['std']:.2f}" for k, v in res["sample_rms_over_map_std"].items())]
     lines += ["", "Verdicts (paired per-map differences, 95% bootstrap intervals over maps):", ""]
     for v in res.get("verdicts", []):
         lines.append(f"- {v['method']} vs {v['reference']} on {v['metric']}: difference {v['diff']:.3g} "
