@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,11 +21,20 @@ from ..errors import ConfigError, InputError
 from ..provenance import provenance
 from .metrics import HIGHER_IS_BETTER
 
-__all__ = ["read_benchmark", "crossing", "budget_curve", "curve_markdown"]
+__all__ = ["Point", "read_benchmark", "crossing", "budget_curve", "curve_markdown"]
 
 
-def read_benchmark(folder: Path) -> tuple[float, str, dict]:
-    """(budget, its unit 'min' or 'epochs', results) of a benchmark folder's results.json."""
+class Point(NamedTuple):
+    """One benchmark folder on the curve."""
+
+    budget: float
+    unit: str  # 'min' or 'epochs'
+    results: dict  # its results.json
+    folder: Path
+
+
+def read_benchmark(folder: Path) -> Point:
+    """The budget, its unit and the results of a benchmark folder's results.json."""
     path = Path(folder) / "results.json"
     try:
         res = json.loads(path.read_text())
@@ -32,10 +42,9 @@ def read_benchmark(folder: Path) -> tuple[float, str, dict]:
         res["pairs"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: not a 'skymorph benchmark' result ({type(exc).__name__}: {exc})") from None
-    if prov.get("max_minutes"):
-        return float(prov["max_minutes"]), "min", res
-    if prov.get("max_epochs"):
-        return float(prov["max_epochs"]), "epochs", res
+    for key, unit in (("max_minutes", "min"), ("max_epochs", "epochs")):
+        if prov.get(key):
+            return Point(float(prov[key]), unit, res, Path(folder))
     raise InputError(f"{path}: the benchmark names no budget (max_minutes, max_epochs); rerun it with one")
 
 
@@ -57,26 +66,26 @@ def budget_curve(folders: list[Path], out: Path, pair: str | None = None, metric
     curve.json, curve.md and curve.png into ``out``; returns the curve (module docstring)."""
     if len(folders) < 2:
         raise ConfigError(f"benchmark-curve needs at least two benchmark folders (budgets), got {len(folders)}")
-    read = sorted((read_benchmark(f) + (Path(f),) for f in folders), key=lambda r: r[0])
-    units = {u for _, u, _, _ in read}
+    read = sorted((read_benchmark(f) for f in folders), key=lambda p: p.budget)
+    units = {p.unit for p in read}
     if len(units) > 1:
         raise ConfigError("benchmark-curve: the folders mix --max-minutes and --max-epochs budgets")
     unit = units.pop()
-    budgets = [b for b, *_ in read]
+    budgets = [p.budget for p in read]
     if len(set(budgets)) < len(budgets):
         raise ConfigError(f"benchmark-curve: two folders with the same budget ({budgets}); one folder per budget")
-    stores = {r["provenance"].get("store_fingerprint") for _, _, r, _ in read}
+    stores = {p.results["provenance"].get("store_fingerprint") for p in read}
     if len(stores) > 1:
         raise InputError("benchmark-curve: the folders were benchmarked on different map stores: "
-                         + ", ".join(f"{f}: {r['provenance'].get('data')}" for _, _, r, f in read))
-    common = set.intersection(*(set(r["pairs"]) for _, _, r, _ in read))
+                         + ", ".join(f"{p.folder}: {p.results['provenance'].get('data')}" for p in read))
+    common = set.intersection(*(set(p.results["pairs"]) for p in read))
     if pair is None:
         if len(common) != 1:
             raise ConfigError(f"benchmark-curve: pairs in common {sorted(common)}; choose one with --pair")
         pair = common.pop()
     elif pair not in common:
         raise ConfigError(f"--pair {pair!r}: not in every folder (in all of them: {sorted(common) or 'none'})")
-    pairs = [r["pairs"][pair] for _, _, r, _ in read]
+    pairs = [p.results["pairs"][pair] for p in read]
     methods = [m for m in pairs[0]["methods"] if all(m in p["methods"] for p in pairs)]
     if reference not in methods:
         raise ConfigError(f"--reference {reference!r}: not benchmarked in every folder (in all: {', '.join(methods)})")
@@ -97,9 +106,10 @@ def budget_curve(folders: list[Path], out: Path, pair: str | None = None, metric
                 trend = crossing(budgets, [v["diff"] for v in vs]) if losing else None
                 versus.setdefault(m, {})[k] = {"points": [{key: v[key] for key in ("diff", "lo", "hi", "verdict")}
                                                           for v in vs], "trend": trend}
-    res = {"provenance": provenance(folders=[str(f) for *_, f in read], pair=pair, metrics=metrics, reference=reference),
-           "pair": pair, "unit": unit, "budgets": budgets, "folders": [str(f) for *_, f in read],
-           "commands": [r["provenance"].get("command", "") for _, _, r, _ in read],
+    res = {"provenance": provenance(folders=[str(p.folder) for p in read], pair=pair, metrics=metrics,
+                                    reference=reference),
+           "pair": pair, "unit": unit, "budgets": budgets,
+           "commands": [p.results["provenance"].get("command", "") for p in read],
            "units": pairs[0]["verdicts"][0]["units"] if pairs[0]["verdicts"] else None,
            "cells": cells, "versus": versus, "reference": reference}
     out = check_output(Path(out) / "curve.json", overwrite).parent
