@@ -283,7 +283,8 @@ def lensing_train_prior(data: Optional[Path] = typer.Option(None, help="converge
     if data is None and not resume:
         raise SkymorphError("train-prior needs --data kappa.h5 (or --resume)")
     opts = {} if resume else {"batch_size": batch_size, "seed": seed, "deterministic": deterministic,
-                              "backbone": backbone, "residual": residual, **({"base_channels": base_channels} if backbone == "unet" else {})}
+                              "backbone": backbone, "residual": residual,
+                              **({"base_channels": base_channels} if backbone == "unet" else {})}
     run = train_prior(data, out, max_epochs, max_minutes, resume, overwrite, progress, device, **opts)
     typer.echo(f"trained {run}: {gain_line(run)}")
 
