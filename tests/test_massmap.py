@@ -296,9 +296,10 @@ class _FixedResidual(torch.nn.Module):
 
 @pytest.mark.parametrize("sigma", [1e-3, 0.01, 0.05])
 def test_a_damped_residual_moves_each_mode_by_its_width_and_a_white_one_by_more(sigma, tmp_path):
-    """With the residual r fixed, score(x*) = 0 at F[x* - mu]_k = -sqrt(C_k + s^2) F[r]_k (damped) and
-    -(C_k + s^2)/s F[r]_k (white): the white form amplifies r by sqrt(C_k + s^2)/s in signal-dominated
-    modes, the failure measured at 0.94' pixels; old prior.yaml files (no ``residual``) load as white."""
+    """With the residual r fixed, score(x*) = 0 at F[x* - mu]_k = -sqrt(C_k + s^2) F[r]_k (damped),
+    -s F[r]_k (wiener) and -(C_k + s^2)/s F[r]_k (white): the white form amplifies r by sqrt(C_k + s^2)/s
+    in signal-dominated modes, the failure measured at 0.94' pixels; old prior.yaml files (no
+    ``residual``) load as white."""
     from skymorph.cosmo.prior import PriorConfig, ScoreNet
     from skymorph.errors import ConfigError
 
@@ -306,13 +307,13 @@ def test_a_damped_residual_moves_each_mode_by_its_width_and_a_white_one_by_more(
     ell, cl = _spectrum(n, px)
     r = torch.randn(n, n, generator=torch.Generator().manual_seed(3))
     shifts = {}
-    for residual in ("damped", "white"):
+    for residual in ("damped", "wiener", "white"):
         cfg = PriorConfig(data=tmp_path / "k.h5", npix=n, pixel_arcmin=px, kappa_mean=0.002, kappa_std=0.01,
                           sigma_max=0.05, ell=ell.tolist(), cl=cl.tolist(), residual=residual)
         net = ScoreNet(cfg).double()
         net.net = _FixedResidual(r.double())
         width = torch.sqrt(net.power + sigma**2)
-        gain = width if residual == "damped" else width**2 / sigma
+        gain = {"damped": width, "wiener": sigma * torch.ones_like(width), "white": width**2 / sigma}[residual]
         shift = -_fourier(r.double(), gain)
         with torch.no_grad():
             score = net.score((cfg.kappa_mean + shift)[None], sigma)
@@ -322,6 +323,7 @@ def test_a_damped_residual_moves_each_mode_by_its_width_and_a_white_one_by_more(
     # per mode: damped moves it by |r_k| widths exactly; white by sqrt(C_k + s^2)/s times more
     assert torch.allclose(shifts["white"], shifts["damped"] * width / sigma, rtol=1e-9)
     assert torch.allclose(shifts["damped"] / width, torch.fft.fft2(r.double()).abs(), rtol=1e-9)
+    assert torch.allclose(shifts["wiener"], shifts["damped"] * sigma / width, rtol=1e-9)
     raw = PriorConfig(data=tmp_path / "k.h5", npix=n, pixel_arcmin=px).model_dump(mode="json")
     raw.pop("residual")
     (tmp_path / "old.yaml").write_text(__import__("yaml").safe_dump(raw))

@@ -10,11 +10,14 @@ the analytic noise prediction of the Gaussian prior with the training maps' powe
 scaled to unit variance, and the normalised log sigma as its time. The U-Net's last layer starts
 at zero, so an untrained prior is the Gaussian one (its posterior mean is the Wiener filter).
 
-D is diagonal in Fourier space. ``residual: damped`` (the default) takes D = sigma / sqrt(C + sigma^2)
-per mode: a residual r then moves a mode's equilibrium under the score by r times the mode's width
-sqrt(C + sigma^2), at every sigma. ``white`` (D = 1, the runs made before the option, which load as
-such) moves it by r sqrt(C + sigma^2) / sigma: at 0.94' pixels the signal-dominated modes (C >> sigma^2)
-amplify the residual's small errors until the annealed chains run away below sigma ~ 0.01 (README).
+D is diagonal in Fourier space; a fixed residual r moves a mode's equilibrium under the score by
+(C + sigma^2) D r / sigma. ``residual: damped`` (the default) takes D = sigma / sqrt(C + sigma^2): r
+widths sqrt(C + sigma^2) of the mode, at every sigma. ``wiener`` takes D = sigma^2 / (C + sigma^2),
+the Wiener filter's noise fraction: sigma r in kappa, which vanishes against the width in the
+signal-dominated modes (C >> sigma^2), where the denoising loss hardly sees r. ``white`` (D = 1, the
+runs made before the option, which load as such) moves it by r sqrt(C + sigma^2) / sigma widths: at
+0.94' pixels the signal-dominated modes amplify the residual's small errors until the annealed chains
+run away below sigma ~ 0.01 (README).
 
 A run folder holds ``prior.yaml`` (the resolved :class:`PriorConfig`: geometry, spectrum, the KS
 smoothing chosen on the training maps), ``train_seeds.npy`` (PM seeds of the training maps, so a
@@ -79,7 +82,7 @@ class PriorConfig(BackboneConfig):
     cl: list[float] = []
     data_fingerprint: str = ""  # LensingData.fingerprint of the training maps
     gaussian_val_loss: Optional[float] = None  # the Gaussian start's validation loss: what training has to beat
-    residual: Literal["damped", "white"] = "damped"  # the residual's per-mode scale D (module docstring)
+    residual: Literal["damped", "wiener", "white"] = "damped"  # the residual's per-mode scale D (module docstring)
 
     @classmethod
     def load(cls, path: Path) -> "PriorConfig":
@@ -102,7 +105,7 @@ class ScoreNet(nn.Module):
         self.register_buffer("power", mode_power(cfg.ell, cfg.cl, cfg.npix, cfg.pixel_arcmin).float())
         self.register_buffer("moments", torch.tensor([cfg.kappa_mean, cfg.kappa_std]))
         self.register_buffer("log_sigma", torch.tensor([math.log(cfg.sigma_min), math.log(cfg.sigma_max)]))
-        self.damped = cfg.residual == "damped"
+        self.damping = {"white": 0, "damped": 1, "wiener": 2}[cfg.residual]  # D = (sigma^2 / (C + sigma^2))^(p/2)
 
     @property
     def mean(self) -> float:
@@ -120,8 +123,8 @@ class ScoreNet(nn.Module):
         t = (torch.log(sigma) - self.log_sigma[0]) / (self.log_sigma[1] - self.log_sigma[0])
         z = (x - mu) / std / torch.sqrt(1 + (s / std) ** 2)
         r = self.net(z[:, None], t)[:, 0]
-        if self.damped:
-            r = _fourier(r, s / torch.sqrt(self.power + s**2))
+        if self.damping:
+            r = _fourier(r, (s**2 / (self.power + s**2)) ** (self.damping / 2))
         return self.gaussian_eps(x, sigma) + r
 
     def score(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
