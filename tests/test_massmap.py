@@ -229,6 +229,10 @@ def test_bad_input_is_one_clear_line(prior_run, tmp_path):
     res = runner.invoke(app, ["lensing", "benchmark", "--data", str(root / "train.h5"), "--prior", str(run), "--out",
                               str(tmp_path / "b")])
     assert res.exit_code == 1 and "trained on" in res.output  # the prior's own training maps are refused
+    res = runner.invoke(app, ["lensing", "train-prior", "--data", str(root / "train.h5"), "--out", str(tmp_path / "p"),
+                              "--residual", "dampd"])
+    assert res.exit_code == 2 and "Invalid value for '--residual'" in " ".join(res.output.split())
+    assert not (tmp_path / "p").exists()  # refused before anything is written
 
 
 def test_the_prior_and_posterior_sampling_take_a_device(prior_run, tmp_path, trainer_options):
