@@ -199,7 +199,10 @@ def test_massmap_cli_methods_and_benchmark(prior_run, tmp_path):
     out = json.loads((tmp_path / "bench" / "results.json").read_text())
     wf, post = out["methods"]["Wiener filter"], out["methods"]["posterior mean, learned prior"]
     assert wf["rmse_k_inf"] == wf["rmse"] and post["rmse_k_inf"]["mean"] < post["rmse"]["mean"]  # 4-sample noise off
-    assert "Prior (damped residual): best validation loss" in (tmp_path / "bench" / "results.md").read_text()
+    md = (tmp_path / "bench" / "results.md").read_text()
+    assert "Prior (wiener residual): best validation loss" in md and "Prior at the data's noise (the sampler" in md
+    at_noise = out["prior_at_noise"]  # the trained test prior against its Gaussian start, on the same noisy maps
+    assert at_noise["sigma"] == out["noise_std"] and at_noise["ratio_lo"] <= at_noise["ratio"] <= at_noise["ratio_hi"]
     # samples of a posterior whose chains did not run away are about as wide as the maps themselves
     spread = out["sample_rms_over_map_std"]
     assert all(0.6 < s["mean"] < 1.5 for s in spread.values()), spread
@@ -334,3 +337,33 @@ def test_a_damped_residual_moves_each_mode_by_its_width_and_a_white_one_by_more(
     assert PriorConfig.load(tmp_path / "old.yaml").residual == "white"
     with pytest.raises(ConfigError, match="residual"):
         PriorConfig.validated({**raw, "residual": "dampd"}, "train-prior")
+
+
+def test_the_prior_at_the_data_noise_is_tweedie_and_the_gaussian_one_the_unmasked_wiener_filter(tmp_path):
+    """Each prior's posterior mean of kappa + white noise of the survey's noise_std: for the Gaussian
+    prior y + s^2 score = mu + C (C + s^2)^-1 (y - mu) mode by mode (hand-computed here), which the
+    untrained network (the Gaussian score exactly) reproduces; a residual that is wrong loses to it, with
+    the verdict saying so; a noise outside the prior's trained sigma range is not measured."""
+    from skymorph.cosmo.massbench import _gaussian, _prior_at_noise
+    from skymorph.cosmo.massmap import masked_rmse
+    from skymorph.cosmo.prior import PriorConfig, ScoreNet
+
+    n, px, s = 16, 6.0, 0.02
+    ell, cl = _spectrum(n, px)
+    cfg = PriorConfig(data=tmp_path / "k.h5", npix=n, pixel_arcmin=px, kappa_mean=0.001, kappa_std=0.01,
+                      sigma_max=0.05, ell=ell.tolist(), cl=cl.tolist())
+    net, gauss = ScoreNet(cfg), _gaussian(cfg)
+    truth = (cfg.kappa_mean + _field(gauss.power.double(), torch.Generator().manual_seed(1), 12)).numpy()
+    out = _prior_at_noise(net, gauss, truth, cfg, s, seed=4)
+    y = torch.from_numpy(truth) + s * torch.randn(truth.shape, generator=torch.Generator().manual_seed(4),
+                                                  dtype=torch.float64)
+    power = gauss.power.double()
+    by_hand = cfg.kappa_mean + _fourier(y - cfg.kappa_mean, power / (power + s**2)).numpy()
+    expect = masked_rmse(by_hand, truth, np.ones((n, n)))
+    assert out["rmse"]["Gaussian prior"]["per_map"] == pytest.approx(expect.tolist(), rel=1e-10)
+    assert out["rmse"]["Gaussian prior"]["mean"] < 0.8 * s  # it denoises
+    assert out["ratio"] == pytest.approx(1.0, abs=1e-6)  # float32 network against float64: rounding apart
+    net.net = _FixedResidual(torch.randn(n, n, generator=torch.Generator().manual_seed(5)))
+    bad = _prior_at_noise(net, gauss, truth, cfg, s, seed=4)
+    assert bad["ratio"] > 1.05 and bad["ratio_lo"] > 1 and bad["verdict"] == "worse"
+    assert "outside the prior's trained range" in _prior_at_noise(net, gauss, truth, cfg, 0.5, seed=4)["skipped"]

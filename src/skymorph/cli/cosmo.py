@@ -266,10 +266,10 @@ def lensing_train_prior(data: Optional[Path] = typer.Option(None, help="converge
                                                                                      "(Diffusion Mamba, width 144, "
                                                                                      "9 blocks, patch 4)"),
                         residual: Literal["damped", "wiener", "white"] = typer.Option(
-                            "damped", help="the network residual's scale per Fourier mode: damped by sigma / "
-                                           "sqrt(C + sigma^2) (moves a mode by at most its width), wiener: by "
-                                           "sigma^2 / (C + sigma^2) (by sigma in kappa), or white (the earlier "
-                                           "form; unstable at ~1 arcmin pixels)"),
+                            "wiener", help="the network residual's scale per Fourier mode: wiener, by "
+                                           "sigma^2 / (C + sigma^2) (moves a mode by sigma in kappa); damped, by "
+                                           "sigma / sqrt(C + sigma^2) (by at most its width); or white (the "
+                                           "earlier form; unstable at ~1 arcmin pixels)"),
                         batch_size: int = typer.Option(32, help="maps per batch"),
                         seed: int = typer.Option(0, help="random seed"),
                         device: RunDevice = "auto",
