@@ -367,3 +367,32 @@ def test_the_prior_at_the_data_noise_is_tweedie_and_the_gaussian_one_the_unmaske
     bad = _prior_at_noise(net, gauss, truth, cfg, s, seed=4)
     assert bad["ratio"] > 1.05 and bad["ratio_lo"] > 1 and bad["verdict"] == "worse"
     assert "outside the prior's trained range" in _prior_at_noise(net, gauss, truth, cfg, 0.5, seed=4)["skipped"]
+
+
+def test_as_sigma_goes_to_zero_a_wiener_residual_leaves_the_gaussian_score_and_a_damped_one_a_finite_change():
+    """The score minus the Gaussian score for a bounded residual r, per mode: -D r / sigma, i.e.
+    -s r / (C + s^2) (wiener), -r / sqrt(C + s^2) (damped), -r / s (white). As sigma -> 0 the wiener
+    form leaves the Gaussian prior itself in every mode with C >> s^2, whatever the network learned:
+    the annealed chains end on the Gaussian posterior (why it ties Wiener, README); the damped form
+    tends to the finite r / sqrt(C) a non-Gaussian prior needs; the white one diverges as 1 / s."""
+    from skymorph.cosmo.prior import PriorConfig, ScoreNet
+
+    n, px = 16, 6.0
+    ell, cl = _spectrum(n, px)
+    r = torch.randn(n, n, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x = 0.01 * torch.randn(1, n, n, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    change = {}
+    for residual in ("wiener", "damped", "white"):
+        cfg = PriorConfig(data="k.h5", npix=n, pixel_arcmin=px, kappa_std=0.01, sigma_max=0.05,
+                          ell=ell.tolist(), cl=cl.tolist(), residual=residual)
+        net = ScoreNet(cfg).double()
+        net.net = _FixedResidual(r)
+        gauss = GaussianPrior(net.power, net.mean)
+        with torch.no_grad():
+            change[residual] = [torch.fft.fft2(net.score(x, s) - gauss.score(x, s)).abs()[0] for s in (1e-4, 1e-5)]
+    power, rk = net.power, torch.fft.fft2(r).abs()
+    assert power.min() > 1e3 * 1e-4**2  # every mode signal-dominated at these sigmas
+    w, d, h = change["wiener"], change["damped"], change["white"]
+    assert torch.allclose(w[1], 0.1 * w[0], rtol=1e-3)  # falls with sigma: the Gaussian score is left
+    assert torch.allclose(d[1], rk / power.sqrt(), rtol=1e-3)  # the finite limit r / sqrt(C)
+    assert torch.allclose(h[1], 10 * h[0], rtol=1e-9)  # diverges as 1 / sigma
