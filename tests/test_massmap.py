@@ -225,6 +225,11 @@ def test_bad_input_is_one_clear_line(prior_run, tmp_path):
         (["--shear", str(root / "train.h5"), "--estimator", "posterior", "--prior", str(run), "--samples", "0"],
          "--samples must be a positive integer"),
     ]
+    loud = _write_kappa_file(tmp_path / "loud.h5", 2, 16, 6.0, 3)
+    with h5py.File(loud, "a") as f:
+        f.attrs["noise_std"] = 0.5  # far above the prior's sigma_max: its score was never trained there
+    cases.append((["--shear", str(loud), "--estimator", "tweedie", "--prior", str(run)],
+                  "outside the prior's trained range"))
     for args, message in cases:
         res = runner.invoke(app, ["lensing", "massmap", *args, "--out", str(tmp_path / "r.h5")])
         assert res.exit_code == 1 and message in res.output, res.output
@@ -396,3 +401,37 @@ def test_as_sigma_goes_to_zero_a_wiener_residual_leaves_the_gaussian_score_and_a
     assert torch.allclose(w[1], 0.1 * w[0], rtol=1e-3)  # falls with sigma: the Gaussian score is left
     assert torch.allclose(d[1], rk / power.sqrt(), rtol=1e-3)  # the finite limit r / sqrt(C)
     assert torch.allclose(h[1], 10 * h[0], rtol=1e-9)  # diverges as 1 / sigma
+
+
+def test_tweedie_is_exact_without_a_mask_and_tends_to_the_wiener_filter_for_the_gaussian_prior(prior_run, tmp_path):
+    """Unmasked, every draw is y + s^2 score(y, s) of the KS map y (mean mode set to the prior's), by hand,
+    for a prior that is not Gaussian; masked, the Gaussian prior's mean over completions is the Wiener
+    filter within the draws' own error; the CLI writes that mean."""
+    from skymorph.cosmo.massmap import tweedie_mean
+    from skymorph.cosmo.lensing import ks_inverse
+    from skymorph.cosmo.prior import load_prior
+
+    root, run = prior_run
+    cfg, net = load_prior(run)
+    gen = torch.Generator().manual_seed(2)
+    gauss = GaussianPrior(net.power.double(), net.mean)
+    kappa = net.mean + _field(gauss.power, gen, 3)
+    ones = torch.ones(16, 16, dtype=torch.float64)
+    gamma = _noisy_shear(kappa, ones, gen)
+    est = tweedie_mean(gamma, ones, NOISE, net, gauss, draws=2, seed=1)
+    y = (ks_inverse(gamma).real + net.mean).float()
+    with torch.no_grad():
+        by_hand = (y + NOISE**2 * net.score(y, NOISE)).double()
+    assert torch.allclose(est[:, 0], by_hand, atol=1e-7) and torch.equal(est[:, 0], est[:, 1])
+    mask = _mask(16)
+    masked = _noisy_shear(kappa, mask, gen)
+    draws = tweedie_mean(masked, mask, NOISE, gauss, gauss, draws=256, seed=3)
+    wf = wiener(masked, mask, NOISE, gauss)
+    spread = draws.std(1) / 16  # the standard error of the mean of 256 draws, per pixel
+    assert float(spread.max()) > 0  # the completions do differ
+    assert float(((draws.mean(1) - wf) / spread.clamp_min(1e-12)).abs().max()) < 5
+    res = runner.invoke(app, ["lensing", "massmap", "--shear", str(root / "train.h5"), "--estimator", "tweedie",
+                              "--prior", str(run), "--samples", "3", "--maps", "0:2", "--out", str(tmp_path / "t.h5")])
+    assert res.exit_code == 0 and "s per map (3 completions" in res.output, res.output
+    with h5py.File(tmp_path / "t.h5") as f:
+        assert f.attrs["method"] == "tweedie" and f.attrs["draws"] == 3 and f["kappa"].shape == (2, 16, 16)

@@ -293,11 +293,13 @@ def lensing_train_prior(data: Optional[Path] = typer.Option(None, help="converge
 @lensing_app.command("massmap")
 @friendly
 def lensing_massmap(shear: Path = typer.Option(..., help="shear file (/gamma_obs, /mask; e.g. a kappa.h5)"),
-                    estimator: Literal["ks", "wiener", "posterior"] = typer.Option(
-                        "posterior", help="Kaiser-Squires, Wiener filter or score-prior posterior samples"),
+                    estimator: Literal["ks", "wiener", "posterior", "tweedie"] = typer.Option(
+                        "posterior", help="Kaiser-Squires, Wiener filter, score-prior posterior samples, or the "
+                                          "score prior's posterior mean by Tweedie's formula"),
                     out: Path = typer.Option(..., help="output result.h5"),
                     prior: Optional[Path] = typer.Option(None, help="prior run folder (train-prior)"),
-                    samples: int = typer.Option(8, help="posterior samples per map"),
+                    samples: int = typer.Option(8, help="posterior samples per map (tweedie: completions of the "
+                                                        "masked shear averaged)"),
                     smoothing: Optional[float] = typer.Option(None, help="KS Gaussian smoothing in arcmin "
                                                                           "(default: the prior run's choice)"),
                     maps: Optional[str] = typer.Option(None, help="maps of the file: a:b or i,j,k (default all)"),
@@ -307,13 +309,15 @@ def lensing_massmap(shear: Path = typer.Option(..., help="shear file (/gamma_obs
                     device: RunDevice = "auto",
                     overwrite: Overwrite = False,
                     progress: ProgressBar = True):
-    """Convergence maps from shear: Kaiser-Squires, Wiener filter or score-prior posterior samples."""
+    """Convergence maps from shear: Kaiser-Squires, Wiener filter, score-prior posterior samples or Tweedie mean."""
     from ..cosmo.massbench import run_massmap
 
     path, info = run_massmap(shear, estimator, out, prior, samples, smoothing, maps, noise_levels, langevin_steps, seed,
                              overwrite, progress, device)
     if estimator == "posterior":
         typer.echo(f"{info['seconds_per_sample']:.3g} s and {info['score_evaluations_per_sample']} score evaluations per sample")
+    elif estimator == "tweedie":
+        typer.echo(f"{info['seconds_per_map']:.3g} s per map ({info['draws']} completions, one score evaluation each)")
     typer.echo(f"wrote {path}")
 
 
@@ -322,7 +326,7 @@ def lensing_massmap(shear: Path = typer.Option(..., help="shear file (/gamma_obs
 def lensing_benchmark(data: Path = typer.Option(..., help="held-out convergence maps with shear (kappa.h5)"),
                       prior: Path = typer.Option(..., help="prior run folder (train-prior)"),
                       out: Path = typer.Option(..., help="folder for results.json/.md and massmap.png"),
-                      samples: int = typer.Option(16, help="posterior samples per map"),
+                      samples: int = typer.Option(16, help="posterior samples per map (and Tweedie's completions)"),
                       maps: Optional[str] = typer.Option(None, help="maps of the file: a:b or i,j,k (default all)"),
                       noise_levels: int = typer.Option(30, help="noise levels of the annealing"),
                       langevin_steps: int = typer.Option(3, help="Langevin steps per noise level"),
