@@ -228,12 +228,14 @@ def test_bad_input_is_one_clear_line(prior_run, tmp_path):
     loud = _write_kappa_file(tmp_path / "loud.h5", 2, 16, 6.0, 3)
     with h5py.File(loud, "a") as f:
         f.attrs["noise_std"] = 0.5  # far above the prior's sigma_max: its score was never trained there
-    cases.append((["--shear", str(loud), "--estimator", "tweedie", "--prior", str(run)],
-                  "outside the prior's trained range"))
+    cases += [(["--shear", str(loud), "--estimator", "tweedie", "--prior", str(run)], "outside the prior's trained range"),
+              (["--shear", str(root / "train.h5"), "--estimator", "tweedie", "--prior", str(run), "--samples", "0"],
+               "--samples must be a positive integer")]
     for args, message in cases:
         res = runner.invoke(app, ["lensing", "massmap", *args, "--out", str(tmp_path / "r.h5")])
         assert res.exit_code == 1 and message in res.output, res.output
         assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
+    assert not (tmp_path / "r.h5").exists()  # refused before anything is written
     res = runner.invoke(app, ["lensing", "benchmark", "--data", str(root / "train.h5"), "--prior", str(run), "--out",
                               str(tmp_path / "b")])
     assert res.exit_code == 1 and "trained on" in res.output  # the prior's own training maps are refused

@@ -109,9 +109,7 @@ def run_massmap(shear, method: str, out, prior=None, samples: int = 8, smoothing
     elif method != "ks" or smoothing_arcmin is None:
         raise ConfigError(f"--estimator {method} needs --prior RUN" + (" (or --smoothing ARCMIN)" if method == "ks" else ""))
     if method == "tweedie" and (why := _noise_outside(cfg, data.noise_std)):
-        raise ConfigError(f"--estimator tweedie on {shear}: {why} ({prior}); retrain with a larger sigma_max_factor")
-    if method == "tweedie" and samples < 1:
-        raise ConfigError(f"--samples must be a positive integer, got {samples}")
+        raise ConfigError(f"--estimator tweedie on {shear}: {why} ({prior}): its score was never trained there")
     attrs = {"method": method, "source": str(shear), "pixel_arcmin": data.pixel_arcmin,
              "kappa_unit": "dimensionless convergence",
              "provenance": json.dumps(provenance(shear=str(Path(shear).resolve()), estimator=method, samples=samples,
