@@ -303,8 +303,10 @@ def lensing_massmap(shear: Path = typer.Option(..., help="shear file (/gamma_obs
                     smoothing: Optional[float] = typer.Option(None, help="KS Gaussian smoothing in arcmin "
                                                                           "(default: the prior run's choice)"),
                     maps: Optional[str] = typer.Option(None, help="maps of the file: a:b or i,j,k (default all)"),
-                    noise_levels: int = typer.Option(30, help="posterior: noise levels of the annealing"),
-                    langevin_steps: int = typer.Option(3, help="posterior: Langevin steps per noise level"),
+                    noise_levels: int = typer.Option(30, help="posterior and tweedie's completions: noise levels "
+                                                               "of the annealing"),
+                    langevin_steps: int = typer.Option(3, help="posterior and tweedie's completions: Langevin "
+                                                                "steps per noise level"),
                     seed: int = typer.Option(0, help="random seed"),
                     device: RunDevice = "auto",
                     overwrite: Overwrite = False,

@@ -30,7 +30,8 @@ from skymorph.errors import ConfigError
 from skymorph.devices import resolve_device
 
 __all__ = ["LensingData", "read_lensing_file", "ring_spectrum", "mode_power", "GaussianPrior", "ks_map", "sample_mean_rmse",
-           "choose_smoothing", "wiener", "Schedule", "sample_posterior", "tweedie_mean", "masked_rmse", "masked_pearson", "coverage"]
+           "choose_smoothing", "wiener", "Schedule", "sample_posterior", "completed_ks_maps", "tweedie_denoise",
+           "tweedie_mean", "masked_rmse", "masked_pearson", "coverage"]
 
 
 def _frequency(h: int, w: int) -> np.ndarray:
@@ -284,20 +285,24 @@ def sample_posterior(gamma: torch.Tensor, mask: torch.Tensor, noise_std: float, 
 
 
 @torch.no_grad()
-def tweedie_mean(gamma: torch.Tensor, mask: torch.Tensor, noise_std: float, prior: Prior, gauss: GaussianPrior,
-                 draws: int, schedule: Schedule = Schedule(), seed: int = 0, chains: int = 64) -> torch.Tensor:
-    """The posterior mean of kappa under ``prior`` by Tweedie's formula: (N, draws, H, W), one estimate per
-    completion of the masked shear; their mean over draws is the estimate.
+def tweedie_denoise(prior: Prior, y: torch.Tensor, sigma: float, chains: int = 64) -> torch.Tensor:
+    """Tweedie's formula E[kappa | y] = y + sigma^2 score(y, sigma) for maps y = kappa + sigma z
+    (..., H, W) in kappa units: float64 on the CPU, in batches of ``chains`` maps on the prior's device."""
+    flat = y.reshape(-1, *y.shape[-2:])
+    est = torch.empty(flat.shape, dtype=torch.float64)
+    for start in range(0, len(flat), chains):
+        yb = flat[start:start + chains].to(prior.power.device, prior.power.dtype)
+        est[start:start + chains] = (yb + sigma**2 * prior.score(yb, sigma)).to("cpu", torch.float64)
+    return est.reshape(y.shape)
 
-    Unmasked, d = A kappa + n is y = KS(d) = kappa + n_E with n_E white of ``noise_std`` per pixel (A is
-    unitary mode by mode; the unconstrained mean mode is set to the prior's), so E[kappa | d] =
-    y + noise_std^2 score(y, noise_std) exactly: one score evaluation, at the noise level where a
-    learned network carries what it knows (the annealed sampler ends at sigma -> 0). Masked, the
-    unobserved shear is drawn from the Gaussian prior's posterior predictive (A kappa_G + n, kappa_G a
-    Gaussian-posterior sample from :func:`sample_posterior` with ``schedule``) and the estimates of the
-    completed maps averaged: E[kappa | d] = E[E[kappa | d, d_masked] | d], exact but for that predictive
-    (exact for the Gaussian prior, whose mean over draws tends to the Wiener filter); where noise_std
-    exceeds the shear, the predictive is mostly shape noise. Estimates run on the prior's device."""
+
+@torch.no_grad()
+def completed_ks_maps(gamma: torch.Tensor, mask: torch.Tensor, noise_std: float, gauss: GaussianPrior, draws: int,
+                      schedule: Schedule = Schedule(), seed: int = 0, chains: int = 64) -> torch.Tensor:
+    """KS E-mode maps (N, draws, H, W) of the shear, its masked pixels completed from the Gaussian prior's
+    posterior predictive (A kappa_G + n, kappa_G a Gaussian-posterior sample from :func:`sample_posterior`
+    with ``schedule``), the unconstrained mean mode set to the prior's: kappa + white noise of
+    ``noise_std`` per pixel (A is unitary mode by mode), what :func:`tweedie_denoise` takes."""
     if draws < 1:
         raise ConfigError(f"--samples must be a positive integer, got {draws}")
     obs, m = gamma.to(torch.complex128), mask.to(torch.float64)
@@ -305,12 +310,23 @@ def tweedie_mean(gamma: torch.Tensor, mask: torch.Tensor, noise_std: float, prio
     gen = torch.Generator().manual_seed(seed + 1)
     noise = torch.complex(*torch.randn((2,) + kappa_g.shape, generator=gen, dtype=torch.float64))
     full = m * obs[:, None] + (1 - m) * (ks_forward(kappa_g) + noise_std * noise)
-    y = (ks_inverse(full).real + prior.mean).flatten(0, 1)
-    est = torch.empty_like(y)
-    for start in range(0, len(y), chains):
-        yb = y[start:start + chains].to(prior.power.device, prior.power.dtype)
-        est[start:start + chains] = (yb + noise_std**2 * prior.score(yb, noise_std)).to("cpu", torch.float64)
-    return est.reshape(kappa_g.shape)
+    return ks_inverse(full).real + gauss.mean
+
+
+def tweedie_mean(gamma: torch.Tensor, mask: torch.Tensor, noise_std: float, prior: Prior, gauss: GaussianPrior,
+                 draws: int, schedule: Schedule = Schedule(), seed: int = 0, chains: int = 64) -> torch.Tensor:
+    """The posterior mean of kappa under ``prior`` by Tweedie's formula: (N, draws, H, W), one estimate per
+    completion of the masked shear; their mean over draws is the estimate.
+
+    Unmasked, d = A kappa + n is y = KS(d) = kappa + n_E with n_E white of ``noise_std`` per pixel, so
+    E[kappa | d] = y + noise_std^2 score(y, noise_std) exactly: one score evaluation, at the noise level
+    where a learned network carries what it knows (the annealed sampler ends at sigma -> 0). Masked, the
+    unobserved shear is completed (:func:`completed_ks_maps`) and the estimates averaged:
+    E[kappa | d] = E[E[kappa | d, d_masked] | d], exact but for the Gaussian predictive (exact for the
+    Gaussian prior, whose mean over draws tends to the Wiener filter); where noise_std exceeds the
+    shear, the predictive is mostly shape noise."""
+    y = completed_ks_maps(gamma, mask, noise_std, gauss, draws, schedule, seed, chains)
+    return tweedie_denoise(prior, y, noise_std, chains)
 
 
 def coverage(samples: np.ndarray, truth: np.ndarray, mask: np.ndarray,
