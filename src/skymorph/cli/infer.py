@@ -57,8 +57,9 @@ def infer_train(data: Path = typer.Option(..., help="simulations: a map file wit
                 domains: Optional[str] = typer.Option(None, help="map store: domains, one channel each (e.g. gas,hi)"),
                 prior: Optional[str] = typer.Option(None, help="uniform prior box name=lo:hi,... (default: the "
                                                                "range found in the file)"),
-                summary: Literal["pk", "cnn"] = typer.Option("pk", help="binned power spectrum or a CNN trained by "
-                                                                        "VMIM"),
+                summary: Literal["pk", "cnn", "cnn+pk"] = typer.Option(
+                    "pk", help="binned power spectrum, a CNN trained by VMIM, or a CNN that also takes the "
+                               "map's power spectrum (--pk-bins, --peaks)"),
                 estimator: Literal["npe", "gaussian"] = typer.Option(
                     "npe", help="sbi neural posterior estimation, or a Gaussian likelihood sampled by emcee"),
                 density: Literal["maf", "nsf"] = typer.Option("nsf", help="NPE flow (a single maf was over-confident "

@@ -2,7 +2,7 @@
 
 The folder holds ``infer.yaml`` (the resolved :class:`InferConfig`: data, fingerprint, parameters,
 prior box, summary and estimator settings, map size and pixel scale), ``summary.json`` (the summary's
-settings and the training summaries' range), for the ``cnn`` summary the compressor's weights
+settings and the training summaries' range), for the ``cnn`` and ``cnn+pk`` summaries the compressor's weights
 (``compressor.safetensors``, with its Lightning checkpoints, logs and ``training.json``), and the
 estimator (``estimator.json`` with ``estimator.safetensors`` or ``estimator.npz``). Everything loads
 as data; nothing is unpickled.
@@ -38,7 +38,7 @@ class InferConfig(RunConfig):
     maps: Optional[str] = None  # map dataset of a plain file (default kappa)
     domains: list[str] = []  # map-store domains, one channel each
     prior: dict[str, tuple[float, float]] = {}  # filled: the box, given or found in the file
-    summary: Literal["pk", "cnn"] = "pk"
+    summary: Literal["pk", "cnn", "cnn+pk"] = "pk"
     estimator: Literal["npe", "gaussian"] = "npe"
     density: Literal["maf", "nsf"] = "nsf"  # a single MAF was over-confident on GRFs (README)
     ensemble: PositiveInt = 1
@@ -174,9 +174,10 @@ def train_inference(cfg: InferConfig, out, overwrite: bool = False, progress: bo
     else:
         from .vmim import train_compressor
 
+        pk = _make_summary(cfg).fit(sims.maps) if cfg.summary == "cnn+pk" else None
         summary = train_compressor(cfg, sims, noise, out, progress,
-                                   resume and (out / "checkpoints" / "last.ckpt").exists())
-        summary_state = {"kind": "cnn", **summary.config}
+                                   resume and (out / "checkpoints" / "last.ckpt").exists(), pk)
+        summary_state = {"kind": cfg.summary, **summary.config}
     x = summary(_noisy_copies(sims.maps, noise, cfg.noise_copies, cfg.seed))
     copies = len(x) // len(sims.theta)
     est.fit(np.tile(sims.theta, (copies, 1)), x, seed=cfg.seed, max_epochs=cfg.npe_epochs, log_dir=out / "logs",
