@@ -166,6 +166,25 @@ def test_validate_and_compare_write_the_report(pk_run, grf_files, tmp_path):
     assert res.exit_code == 1 and "exists" in res.stderr
 
 
+def test_compare_pools_the_training_seeds_of_a_method(pk_run, grf_files, tmp_path):
+    """Runs that differ only in their seed are one method: its verdict resamples both seeds, and its
+    ln FoM difference is the mean over maps of the seeds' mean minus the other method's."""
+    from skymorph.infer.run import InferConfig, train_inference
+    from skymorph.infer.validate import compare
+
+    saved = InferConfig.load(pk_run / "infer.yaml").model_dump()
+    other = train_inference(InferConfig.validated({**saved, "seed": 1}), tmp_path / "pk_s1", progress=False)
+    coarse = train_inference(InferConfig.validated({**saved, "pk_bins": 6, "npe_epochs": 40}), tmp_path / "coarse",
+                             progress=False)
+    res = compare([pk_run, other, coarse], grf_files / "test.h5", tmp_path / "cmp", n_samples=100, n_maps=50)
+    (v,) = res["verdicts"]
+    assert (v["a"], v["b"], v["seeds"]) == (f"{pk_run.name}+pk_s1", "coarse", (2, 1))
+    fom = {k: np.log(r["fom"]) for k, r in res["runs"].items()}
+    expect = np.mean((fom[pk_run.name] + fom["pk_s1"]) / 2 - fom["coarse"])
+    assert v["diff"] == pytest.approx(expect, rel=1e-9) and not np.allclose(fom[pk_run.name], fom["pk_s1"])
+    assert "over 50 maps and 2 / 1 training seeds" in (tmp_path / "cmp" / "results.md").read_text()
+
+
 def test_posterior_command_writes_samples_table_and_corner(pk_run, grf_files, tmp_path):
     out = tmp_path / "post"
     res = runner.invoke(app, ["infer", "posterior", str(pk_run), "--obs", str(grf_files / "test.h5"), "--index", "4",

@@ -43,7 +43,8 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
 
 def verdict_lines(results: dict) -> list[str]:
     return [f"{v['a']} vs {v['b']}: FoM ratio {v['fom_ratio']:.2f} [95%: {v['fom_ratio_lo']:.2f}, "
-            f"{v['fom_ratio_hi']:.2f}] over {v['units']} maps: {v['a']} "
+            f"{v['fom_ratio_hi']:.2f}] over {v['units']} maps"
+            + (" and {} / {} training seeds".format(*v["seeds"]) if max(v["seeds"]) > 1 else "") + f": {v['a']} "
             + ({"better": "has the larger FoM", "worse": "has the smaller FoM"}.get(v["verdict"], "— " + v["verdict"]))
             for v in results["verdicts"]]
 

@@ -1,7 +1,8 @@
 """Validation of inference runs on held-out simulations: TARP expected coverage (``tarp``), SBC ranks
 with KS p-values (``sbi.diagnostics``), posterior mean against truth, marginal interval coverage at
 the sample size used (:mod:`skymorph.stats`), and the figure of merit; ``compare`` puts several runs
-through the same maps with paired verdicts over maps.
+through the same maps with paired verdicts over maps (and over training seeds: runs that differ only in
+their seed are one method).
 
 Figure of merit of one posterior: FoM = 1 / sqrt(det Cov), Cov the covariance of its samples (for
 two parameters the inverse area of the 1-sigma ellipse up to pi). Its median over test maps carries
@@ -127,11 +128,20 @@ def validate(run, data, out, n_samples: int = 500, n_maps: int | None = None, se
     return compare([run], data, out, n_samples, n_maps, seed, overwrite, "skymorph inference validation", progress)
 
 
-def _verdicts(names: list[str], res: dict) -> list[dict]:
+def _methods(labels: list[str], loaded) -> dict[str, list[str]]:
+    """Runs whose settings differ only in their seed are training seeds of one method: name -> labels."""
+    groups: dict[str, list[str]] = {}
+    for label, r in zip(labels, loaded):
+        groups.setdefault(json.dumps(r.cfg.model_dump(mode="json", exclude={"seed"}), sort_keys=True), []).append(label)
+    return {"+".join(v): v for v in groups.values()}
+
+
+def _verdicts(methods: dict[str, list[str]], res: dict) -> list[dict]:
+    """Paired ln FoM verdicts between methods, over held-out maps and the methods' training seeds."""
     out = []
-    for a, b in itertools.combinations(names, 2):
-        fa, fb = np.log(res[a]["fom"]), np.log(res[b]["fom"])
-        v = stats.paired_verdict(fa, fb, np.arange(len(fa)), higher_is_better=True)
+    for a, b in itertools.combinations(methods, 2):
+        fa, fb = (np.log(np.stack([res[r]["fom"] for r in methods[m]])) for m in (a, b))
+        v = stats.paired_verdict(fa, fb, np.arange(fa.shape[1]), higher_is_better=True)
         out.append({"a": a, "b": b, "metric": "ln FoM", **v, "fom_ratio": float(np.exp(v["diff"])),
                     "fom_ratio_lo": float(np.exp(v["lo"])), "fom_ratio_hi": float(np.exp(v["hi"]))})
     return out
@@ -139,7 +149,9 @@ def _verdicts(names: list[str], res: dict) -> list[dict]:
 
 def compare(runs, data, out, n_samples: int = 500, n_maps: int | None = None, seed: int = 0,
             overwrite: bool = False, title: str = "skymorph inference comparison", progress: bool = False) -> dict:
-    """Put every run through the same held-out maps of ``data``: one table, figures, paired FoM verdicts."""
+    """Put every run through the same held-out maps of ``data``: one table, figures, paired FoM verdicts
+    between methods (runs that differ only in their seed are one method's training seeds, and its
+    verdicts resample them beside the maps)."""
     if n_samples < 20:
         raise ConfigError(f"--samples {n_samples}: SBC and TARP need at least 20 posterior samples per map")
     out = Path(out)
@@ -165,7 +177,8 @@ def compare(runs, data, out, n_samples: int = 500, n_maps: int | None = None, se
     if len({len(v["fom"]) for v in res.values()}) != 1:
         raise InputError(f"{data}: the runs saw different numbers of held-out maps; pass --maps-limit")
     results = {"provenance": {**provenance(), "data": str(Path(data).resolve()), "samples": n_samples,
-                              "seed": seed}, "params": params, "runs": res, "verdicts": _verdicts(labels, res)}
+                              "seed": seed}, "params": params, "runs": res,
+               "verdicts": _verdicts(_methods(labels, loaded), res)}
     from . import report
 
     figures = report.figures(out, results)
