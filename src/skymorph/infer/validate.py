@@ -132,7 +132,8 @@ def _methods(labels: list[str], loaded) -> dict[str, list[str]]:
     """Runs whose settings differ only in their seed are training seeds of one method: name -> labels."""
     groups: dict[str, list[str]] = {}
     for label, r in zip(labels, loaded):
-        groups.setdefault(json.dumps(r.cfg.model_dump(mode="json", exclude={"seed"}), sort_keys=True), []).append(label)
+        key = json.dumps(r.cfg.model_dump(mode="json", exclude={"seed"}), sort_keys=True)
+        groups.setdefault(key, []).append(label)
     return {"+".join(v): v for v in groups.values()}
 
 

@@ -3,8 +3,9 @@
 
 The compressor f maps a map to ``features`` numbers (``cnn+pk``: from the map and, beside the pooled
 convolution features, its standardised binned power spectrum, so that f starts from what the
-spectrum knows and the convolutions need only learn what it lacks; Jeffrey+24 combine the two); a conditional density q(theta | f(x)) (a zuko
-neural spline flow, a Gaussian mixture for one parameter) is trained with it to maximise
+spectrum knows and the convolutions need only learn what it lacks; Jeffrey+24 combine the two); a
+conditional density q(theta | f(x)) (a zuko neural spline flow, a Gaussian mixture for one
+parameter) is trained with it to maximise
 E[log q(theta | f(x))], a lower bound on the mutual information between theta and f(x). The summary
 is f(x); the posterior is then estimated on it like any other summary (second stage). Training goes
 through the project's run mechanics (:mod:`skymorph.training.run`): checkpoints, resume, budget.
