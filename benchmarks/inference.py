@@ -64,7 +64,8 @@ def main() -> None:
         base = {"data": tmp / "train.h5", "maps": "field", "params": ["A", "n"]}
         timings = {}
         for name, extra in (("pk + NPE", {}), ("pk + Gaussian/emcee", {"estimator": "gaussian"}),
-                            ("cnn (VMIM) + NPE", {"summary": "cnn", "max_epochs": args.cnn_epochs})):
+                            ("cnn (VMIM) + NPE", {"summary": "cnn", "max_epochs": args.cnn_epochs}),
+                            ("cnn+pk (VMIM) + NPE", {"summary": "cnn+pk", "max_epochs": args.cnn_epochs})):
             t = time.perf_counter()
             out = train_inference(InferConfig.validated({**base, **extra}), tmp / name.replace(" ", "_"),
                                   progress=False)
