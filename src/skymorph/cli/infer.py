@@ -60,8 +60,9 @@ def infer_train(data: Path = typer.Option(..., help="simulations: a map file wit
                 summary: Literal["pk", "cnn", "cnn+pk"] = typer.Option(
                     "pk", help="binned power spectrum, a CNN trained by VMIM, or a CNN that also takes the "
                                "map's power spectrum (--pk-bins, --peaks)"),
-                estimator: Literal["npe", "gaussian"] = typer.Option(
-                    "npe", help="sbi neural posterior estimation, or a Gaussian likelihood sampled by emcee"),
+                estimator: Literal["npe", "nle", "gaussian"] = typer.Option(
+                    "npe", help="sbi neural posterior estimation, sbi neural likelihood estimation sampled by "
+                                "emcee, or a Gaussian likelihood sampled by emcee"),
                 density: Literal["maf", "nsf"] = typer.Option("nsf", help="NPE flow (a single maf was over-confident "
                                                                           "on GRFs, nsf calibrated)"),
                 ensemble: int = typer.Option(1, help="NPE flows trained and mixed"),

@@ -1,7 +1,8 @@
-"""Posterior estimators on summaries: neural posterior estimation through ``sbi``, and the classical
-Gaussian-likelihood analysis sampled with ``emcee``.
+"""Posterior estimators on summaries: neural posterior estimation through ``sbi``, neural likelihood
+estimation through ``sbi`` sampled with ``emcee``, and the classical Gaussian-likelihood analysis
+sampled with ``emcee``.
 
-Both store themselves as data: the NPE flows as safetensors weights plus the few numbers that rebuild
+They store themselves as data: the NPE / NLE flows as safetensors weights plus the few numbers that rebuild
 them (sbi's pickled posteriors break across versions, DESIGN.md section 13); the Gaussian analysis as
 its emulator coefficients and covariance in an ``.npz``.
 """
@@ -20,10 +21,12 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import ConfigError, InputError
 
-__all__ = ["NPE", "GaussianLikelihood", "make_estimator", "load_estimator", "box_prior"]
+__all__ = ["NPE", "NLE", "GaussianLikelihood", "make_estimator", "load_estimator", "box_prior"]
 
 #: steps between draws kept per emcee walker: about the stretch move's autocorrelation time in 2-3 dimensions
 AUTOCORR = 20
+#: emcee walkers, burn-in steps and least steps after it, for the likelihood-based estimators
+WALKERS, BURN, STEPS = 32, 300, 500
 #: seconds sbi may spend rejecting posterior samples outside the prior box before it gives up
 SAMPLING_BUDGET_S = 120.0
 
@@ -35,13 +38,37 @@ def box_prior(box: dict[str, tuple[float, float]]):
     return BoxUniform(torch.tensor(lo, dtype=torch.float32), torch.tensor(hi, dtype=torch.float32))
 
 
-@functools.lru_cache(maxsize=None)
-def _grouped_npe():
-    from sbi.inference import NPE as SbiNPE
+def mcmc_sample(log_likelihood, box: dict, n: int, seed: int, walkers: int = WALKERS, burn: int = BURN,
+                steps: int = STEPS) -> np.ndarray:
+    """``n`` draws (n, P) of the posterior under the uniform ``box`` by emcee's stretch move;
+    ``log_likelihood`` maps parameters (M, P) inside the box to (M,). After ``burn`` steps, at least
+    ``steps`` and enough for n draws spaced by AUTOCORR steps per walker."""
+    import emcee
 
-    class GroupedNPE(SbiNPE):
-        """sbi's NPE with its validation split drawn over groups of simulations (``groups``) instead of
-        single simulations; everything else is sbi's (``get_dataloaders`` is its extension point)."""
+    lo, hi = np.array(list(box.values())).T
+    rng = np.random.default_rng(seed)
+
+    def log_post(theta):
+        inside = np.all((theta >= lo) & (theta <= hi), axis=1)
+        out = np.full(len(theta), -np.inf)
+        out[inside] = log_likelihood(theta[inside])
+        return out
+
+    start = lo + (hi - lo) * rng.uniform(0.25, 0.75, (walkers, len(lo)))
+    sampler = emcee.EnsembleSampler(walkers, len(lo), log_post, vectorize=True)
+    sampler.random_state = np.random.RandomState(int(rng.integers(2**31))).get_state()
+    sampler.run_mcmc(start, burn + max(steps, -(-n * AUTOCORR // walkers)))
+    chain = sampler.get_chain(discard=burn, flat=True)
+    return chain[rng.choice(len(chain), n, replace=len(chain) < n)]
+
+
+@functools.lru_cache(maxsize=None)
+def _grouped(kind: str):
+    from sbi.inference import NLE as SbiNLE, NPE as SbiNPE
+
+    class Grouped({"npe": SbiNPE, "nle": SbiNLE}[kind]):
+        """sbi's NPE / NLE with its validation split drawn over groups of simulations (``groups``) instead
+        of single simulations; everything else is sbi's (``get_dataloaders`` is its extension point)."""
 
         groups: np.ndarray
 
@@ -57,7 +84,7 @@ def _grouped_npe():
             return super().get_dataloaders(starting_round, training_batch_size, validation_fraction, True,
                                            {**(dataloader_kwargs or {}), "drop_last": False})
 
-    return GroupedNPE
+    return Grouped
 
 
 class NPE:
@@ -105,7 +132,7 @@ class NPE:
         for member in range(self.ensemble):
             torch.manual_seed(seed * 1000 + member)
             logs = Path(log_dir or tempfile.mkdtemp(prefix="skymorph-npe-")) / f"npe_{member}"
-            inference = _grouped_npe()(prior=box_prior(self.box), density_estimator=self._builder(),
+            inference = _grouped(self.kind)(prior=box_prior(self.box), density_estimator=self._builder(),
                                        show_progress_bars=False,
                                        tracker=TensorBoardTracker(SummaryWriter(log_dir=str(logs))))
             inference.groups = np.arange(len(theta)) if groups is None else np.asarray(groups)
@@ -176,6 +203,36 @@ class NPE:
         return est
 
 
+class NLE(NPE):
+    """Neural likelihood estimation: flows q(s | theta) (``density``: maf or nsf) trained by
+    ``sbi.inference.NLE`` on (theta, s) pairs (an ensemble's likelihood is the members' mean), the
+    posterior under the uniform box sampled by emcee. It learns the summaries' distribution, not the
+    posterior, so it does not depend on the prior the simulations were drawn from; its price is an
+    MCMC chain per observation."""
+
+    kind = "nle"
+
+    def _builder(self):
+        from sbi.neural_nets import likelihood_nn
+
+        return likelihood_nn(self.density, hidden_features=self.hidden, num_transforms=self.transforms)
+
+    def log_likelihood(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """log q(x | theta) (M,) for parameters (M, P) and one summary vector x (D,)."""
+        t = torch.as_tensor(np.atleast_2d(theta), dtype=torch.float32)
+        xo = torch.as_tensor(np.asarray(x, np.float32)).expand(1, len(t), -1)
+        with torch.no_grad():
+            logs = torch.stack([net.log_prob(xo, condition=t)[0] for net in self.nets])
+        return (torch.logsumexp(logs, 0) - np.log(len(self.nets))).numpy().astype(np.float64)
+
+    def sample(self, x: np.ndarray, n: int, seed: int, within_prior: bool = True) -> np.ndarray:
+        """``n`` samples of the posterior under the uniform box by MCMC (the box is the chain's support,
+        so ``within_prior`` False cannot widen it)."""
+        with warnings.catch_warnings():  # nflows' LU layers call a torch function deprecated in 2.x
+            warnings.filterwarnings("ignore", message=".*triangular_solve is deprecated.*")
+            return mcmc_sample(lambda t: self.log_likelihood(t, x), self.box, n, seed)
+
+
 class GaussianLikelihood:
     """The analysis a cosmologist runs today: x ~ N(mu(theta), C) on the summaries, with mu a quadratic
     polynomial in theta fitted by least squares over the training simulations (the emulator) and C the
@@ -185,7 +242,8 @@ class GaussianLikelihood:
 
     kind = "gaussian"
 
-    def __init__(self, box: dict[str, tuple[float, float]], walkers: int = 32, steps: int = 500, burn: int = 300):
+    def __init__(self, box: dict[str, tuple[float, float]], walkers: int = WALKERS, steps: int = STEPS,
+                 burn: int = BURN):
         self.box, self.walkers, self.steps, self.burn = dict(box), walkers, steps, burn
         self.coef = self.precision = self.centre = self.scale = None
 
@@ -220,24 +278,8 @@ class GaussianLikelihood:
         """``n`` samples of the posterior under the uniform box by MCMC; the box is the chain's support,
         so ``within_prior`` False cannot widen it: the chain then piles up at the box's edge (said in
         the posterior's notes)."""
-        import emcee
-
-        lo, hi = np.array(list(self.box.values())).T
-        rng = np.random.default_rng(seed)
-
-        def log_post(theta):
-            inside = np.all((theta >= lo) & (theta <= hi), axis=1)
-            out = np.full(len(theta), -np.inf)
-            out[inside] = self.log_likelihood(theta[inside], x)
-            return out
-
-        start = lo + (hi - lo) * rng.uniform(0.25, 0.75, (self.walkers, len(lo)))
-        sampler = emcee.EnsembleSampler(self.walkers, len(lo), log_post, vectorize=True)
-        sampler.random_state = np.random.RandomState(int(rng.integers(2**31))).get_state()
-        # after burn-in, at least ``steps`` steps and enough for n draws spaced by AUTOCORR steps per walker
-        sampler.run_mcmc(start, self.burn + max(self.steps, -(-n * AUTOCORR // self.walkers)))
-        chain = sampler.get_chain(discard=self.burn, flat=True)
-        return chain[rng.choice(len(chain), n, replace=len(chain) < n)]
+        return mcmc_sample(lambda t: self.log_likelihood(t, x), self.box, n, seed, self.walkers, self.burn,
+                           self.steps)
 
     def save(self, folder: Path) -> None:
         np.savez(folder / "estimator.npz", coef=self.coef, precision=self.precision, centre=self.centre,
@@ -254,13 +296,13 @@ class GaussianLikelihood:
 
 
 def make_estimator(kind: str, box, density: str = "nsf", ensemble: int = 1):
-    if kind == "npe":
-        return NPE(box, density, ensemble)
+    if kind in ("npe", "nle"):
+        return {"npe": NPE, "nle": NLE}[kind](box, density, ensemble)
     if kind == "gaussian":
         if ensemble != 1:
             raise ConfigError("--ensemble: the Gaussian likelihood is one analytic fit; use --ensemble 1")
         return GaussianLikelihood(box)
-    raise ConfigError(f"--estimator {kind!r}: expected npe or gaussian")
+    raise ConfigError(f"--estimator {kind!r}: expected npe, nle or gaussian")
 
 
 def load_estimator(folder: Path):
@@ -268,7 +310,7 @@ def load_estimator(folder: Path):
     if not f.exists():
         raise InputError(f"{folder}: no estimator.json (not a trained inference run)")
     meta = json.loads(f.read_text())
-    cls = {"npe": NPE, "gaussian": GaussianLikelihood}.get(meta.get("kind"))
+    cls = {"npe": NPE, "nle": NLE, "gaussian": GaussianLikelihood}.get(meta.get("kind"))
     if cls is None:
         raise InputError(f"{f}: unknown estimator kind {meta.get('kind')!r}")
     try:

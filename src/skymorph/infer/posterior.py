@@ -79,7 +79,8 @@ def posterior(run, obs, index: int, n_samples: int = 10_000, out=None, seed: int
                          f"(use --allow-outside-prior to sample anyway)")
     paths = _outputs(Path(out), overwrite) if out is not None else None
     if notes:  # allowed outside the prior: rejection inside the box would find no mass
-        notes.append("samples drawn without the prior box (npe) or confined to it (gaussian)")
+        notes.append("samples drawn without the prior box (npe) or confined to it (nle, gaussian: MCMC in "
+                     "the box)")
     samples = r.sample(x[0], n_samples, seed, within_prior=not notes)
     rows = summary_rows(samples, r.cfg.params, truth)
     result = {"run": str(r.folder), "obs": str(sims.path), "index": int(index), "samples": int(n_samples),

@@ -40,7 +40,7 @@ class InferConfig(RunConfig):
     domains: list[str] = []  # map-store domains, one channel each
     prior: dict[str, tuple[float, float]] = {}  # filled: the box, given or found in the file
     summary: Literal["pk", "cnn", "cnn+pk"] = "pk"
-    estimator: Literal["npe", "gaussian"] = "npe"
+    estimator: Literal["npe", "nle", "gaussian"] = "npe"
     density: Literal["maf", "nsf"] = "nsf"  # a single MAF was over-confident on GRFs (README)
     ensemble: PositiveInt = 1
     noise: Literal["none", "shape"] = "none"
