@@ -106,24 +106,28 @@ def test_same_seed_same_samples_and_the_run_loads_as_data(pk_run, grf_files):
     assert not list(pk_run.glob("*.pkl")) and (pk_run / "estimator.safetensors").exists()
 
 
-def test_gaussian_likelihood_recovers_a_linear_gaussian_model_exactly():
-    """x = M theta + c + noise of known covariance: the emulator recovers M, the residual covariance the
-    noise, and the MCMC posterior mean and covariance match the analytic Gaussian posterior."""
-    from skymorph.infer.estimators import GaussianLikelihood
-
+def _linear_gaussian_model():
+    """x = M theta + 1 + noise of covariance sig^2 on 4000 draws of a uniform box; an observation at
+    theta t0 without noise, and the analytic posterior covariance (M^T sig^-2 M)^-1."""
     rng = np.random.default_rng(0)
     box = {"a": (-5.0, 5.0), "b": (-5.0, 5.0)}
     m = np.array([[1.0, 0.3], [0.2, 1.5], [0.5, -0.4]])
     sig = np.diag([0.3, 0.2, 0.25])
     theta = rng.uniform(-5, 5, (4000, 2))
     x = theta @ m.T + 1.0 + rng.normal(size=(4000, 3)) @ sig
-    g = GaussianLikelihood(box).fit(theta, x)
     t0 = np.array([0.5, -1.0])
-    xo = t0 @ m.T + 1.0
-    prec = m.T @ np.linalg.inv(sig @ sig) @ m
-    s = g.sample(xo, 5000, seed=1)
+    return box, theta, x, t0, t0 @ m.T + 1.0, np.linalg.inv(m.T @ np.linalg.inv(sig @ sig) @ m)
+
+
+def test_gaussian_likelihood_recovers_a_linear_gaussian_model_exactly():
+    """x = M theta + c + noise of known covariance: the emulator recovers M, the residual covariance the
+    noise, and the MCMC posterior mean and covariance match the analytic Gaussian posterior."""
+    from skymorph.infer.estimators import GaussianLikelihood
+
+    box, theta, x, t0, xo, cov = _linear_gaussian_model()
+    s = GaussianLikelihood(box).fit(theta, x).sample(xo, 5000, seed=1)
     np.testing.assert_allclose(s.mean(0), t0, atol=0.05)
-    np.testing.assert_allclose(np.cov(s.T), np.linalg.inv(prec), rtol=0.15)
+    np.testing.assert_allclose(np.cov(s.T), cov, rtol=0.15)
 
 
 def test_diagnostics_tell_calibrated_from_over_and_under_confident_posteriors():
@@ -341,16 +345,8 @@ def test_nle_with_mcmc_recovers_a_linear_gaussian_model():
     sds (10%) and correlation (-0.25, within 0.1)."""
     from skymorph.infer.estimators import NLE
 
-    rng = np.random.default_rng(0)
-    box = {"a": (-5.0, 5.0), "b": (-5.0, 5.0)}
-    m = np.array([[1.0, 0.3], [0.2, 1.5], [0.5, -0.4]])
-    sig = np.diag([0.3, 0.2, 0.25])
-    theta = rng.uniform(-5, 5, (4000, 2))
-    x = theta @ m.T + 1.0 + rng.normal(size=(4000, 3)) @ sig
-    est = NLE(box).fit(theta, x, seed=0, max_epochs=200)
-    t0 = np.array([0.5, -1.0])
-    cov = np.linalg.inv(m.T @ np.linalg.inv(sig @ sig) @ m)
-    s = est.sample(t0 @ m.T + 1.0, 4000, seed=1)
+    box, theta, x, t0, xo, cov = _linear_gaussian_model()
+    s = NLE(box).fit(theta, x, seed=0, max_epochs=200).sample(xo, 4000, seed=1)
     np.testing.assert_allclose(s.mean(0), t0, atol=0.05)
     np.testing.assert_allclose(s.std(0), np.sqrt(np.diag(cov)), rtol=0.1)
     exact_r = cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1])
