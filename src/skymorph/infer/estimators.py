@@ -62,6 +62,14 @@ def mcmc_sample(log_likelihood, box: dict, n: int, seed: int, walkers: int = WAL
     return chain[rng.choice(len(chain), n, replace=len(chain) < n)]
 
 
+@contextlib.contextmanager
+def _quiet_flows():
+    """nflows' LU layers call a torch function deprecated in 2.x at every evaluation: not the user's concern."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*triangular_solve is deprecated.*")
+        yield
+
+
 @functools.lru_cache(maxsize=None)
 def _grouped(kind: str):
     from sbi.inference import NLE as SbiNLE, NPE as SbiNPE
@@ -153,8 +161,7 @@ class NPE:
         return posts[0] if len(posts) == 1 else EnsemblePosterior(posts)
 
     def sample(self, x: np.ndarray, n: int, seed: int, within_prior: bool = True) -> np.ndarray:
-        with warnings.catch_warnings():  # nflows' LU layers call a torch function deprecated in 2.x
-            warnings.filterwarnings("ignore", message=".*triangular_solve is deprecated.*")
+        with _quiet_flows():
             return self._sample(x, n, seed, within_prior)
 
     def _sample(self, x: np.ndarray, n: int, seed: int, within_prior: bool) -> np.ndarray:
@@ -228,8 +235,7 @@ class NLE(NPE):
     def sample(self, x: np.ndarray, n: int, seed: int, within_prior: bool = True) -> np.ndarray:
         """``n`` samples of the posterior under the uniform box by MCMC (the box is the chain's support,
         so ``within_prior`` False cannot widen it)."""
-        with warnings.catch_warnings():  # nflows' LU layers call a torch function deprecated in 2.x
-            warnings.filterwarnings("ignore", message=".*triangular_solve is deprecated.*")
+        with _quiet_flows():
             return mcmc_sample(lambda t: self.log_likelihood(t, x), self.box, n, seed)
 
 
