@@ -4,9 +4,8 @@ The folder holds ``infer.yaml`` (the resolved :class:`InferConfig`: data, finger
 prior box, summary and estimator settings, map size and pixel scale), ``summary.json`` (the summary's
 settings and the training summaries' range), for the ``cnn`` and ``cnn+pk`` summaries the
 compressor's weights (``compressor.safetensors``, with its Lightning checkpoints, logs and
-``training.json``), and the
-estimator (``estimator.json`` with ``estimator.safetensors`` or ``estimator.npz``). Everything loads
-as data; nothing is unpickled.
+``training.json``), and the estimator (``estimator.json`` with ``estimator.safetensors`` or
+``estimator.npz``). Everything loads as data; nothing is unpickled.
 """
 from __future__ import annotations
 
