@@ -251,6 +251,9 @@ def test_cli_rejects_bad_options(grf_files, tmp_path):
                               "--params", "A,n", "--summary", "wavelets", "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and "wavelets" in res.output
     res = runner.invoke(app, ["infer", "train", "--data", str(grf_files / "train.h5"), "--maps", "field",
+                              "--params", "A,n", "--estimator", "nel", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "nel" in res.output and not (tmp_path / "r").exists()
+    res = runner.invoke(app, ["infer", "train", "--data", str(grf_files / "train.h5"), "--maps", "field",
                               "--params", "A,n", "--noise", "shape", "--out", str(tmp_path / "r")])
     assert res.exit_code == 1 and "no shape noise" in res.stderr and not (tmp_path / "r").exists()
 
