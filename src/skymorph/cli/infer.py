@@ -63,9 +63,9 @@ def infer_train(data: Path = typer.Option(..., help="simulations: a map file wit
                 estimator: Literal["npe", "nle", "gaussian"] = typer.Option(
                     "npe", help="sbi neural posterior estimation, sbi neural likelihood estimation sampled by "
                                 "emcee, or a Gaussian likelihood sampled by emcee"),
-                density: Literal["maf", "nsf"] = typer.Option("nsf", help="NPE flow (a single maf was over-confident "
-                                                                          "on GRFs, nsf calibrated)"),
-                ensemble: int = typer.Option(1, help="NPE flows trained and mixed"),
+                density: Literal["maf", "nsf"] = typer.Option("nsf", help="NPE / NLE flow (a single maf was "
+                                                                          "over-confident on GRFs, nsf calibrated)"),
+                ensemble: int = typer.Option(1, help="NPE / NLE flows trained and mixed (NLE: their mean likelihood)"),
                 noise: Literal["none", "shape"] = typer.Option("none", help="shape: the file's shape noise and mask "
                                                                             "applied afresh"),
                 noise_copies: int = typer.Option(1, help="noise realisations per map for the density estimator"),
