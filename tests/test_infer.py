@@ -79,20 +79,46 @@ def test_npe_on_the_power_spectrum_matches_the_exact_posterior(pk_run, grf_files
     of any binned summary; the average can. The default flow (NSF) at 3000 training fields is 10-35%
     wider than exact and calibrated; a single MAF matches the exact width, i.e. is over-confident
     for its summary (README)."""
+    dz, ratio = _against_exact(pk_run, grf_files / "test.h5")
+    assert np.all(np.abs(dz.mean(0)) < 0.3), dz.mean(0)
+    assert np.all((np.median(ratio, 0) > 0.9) & (np.median(ratio, 0) < 1.45)), np.median(ratio, 0)
+
+
+def _against_exact(run_folder, test_file, n: int = 30):
+    """Per held-out field (n, P): (NPE mean - exact mean) / exact sd, and NPE sd / exact sd."""
     from skymorph.infer.run import load_inference
 
-    run = load_inference(pk_run)
-    sims = load_simulations(grf_files / "test.h5", ["A", "n"], "field")
+    run = load_inference(run_folder)
+    sims = load_simulations(test_file, ["A", "n"], "field", index=list(range(n)))
     x = run.summarise(run.observe(sims, 0))
     dz, ratio = [], []
-    for i in range(30):
+    for i in range(n):
         ex = exact_posterior(sims.maps[i, 0], BOX)
         s = run.sample(x[i], 2000, seed=i)
         dz.append((s.mean(0) - ex["mean"]) / ex["sd"])
         ratio.append(s.std(0) / ex["sd"])
-    dz, ratio = np.array(dz), np.array(ratio)
+    return np.array(dz), np.array(ratio)
+
+
+def test_the_cnn_with_the_spectrum_does_no_worse_than_the_spectrum_on_a_grf(tmp_path):
+    """A GRF holds nothing beyond its power spectrum, so a learned summary cannot beat the exact
+    posterior, and it should not do worse than the spectrum: over 30 held-out 16^2 fields the cnn+pk
+    posterior (10 VMIM epochs on 1500 fields) is unbiased against the exact one (mean standardised
+    offset within 0.3), no narrower than exact, and no wider than the pk posterior trained on the same
+    fields (median width within 5%; measured 1.15 / 1.30 exact sd against pk's 1.16 / 1.39)."""
+    from skymorph.infer.run import InferConfig, train_inference
+
+    write_grf_file(tmp_path / "train.h5", 1500, 16, BOX, seed=1)
+    write_grf_file(tmp_path / "test.h5", 30, 16, BOX, seed=2)
+    base = {"data": tmp_path / "train.h5", "maps": "field", "params": ["A", "n"]}
+    pk = train_inference(InferConfig.validated(base), tmp_path / "pk", progress=False)
+    hybrid = train_inference(InferConfig.validated({**base, "summary": "cnn+pk", "max_epochs": 10,
+                                                    "base_channels": 8}), tmp_path / "cnn+pk", progress=False)
+    dz, ratio = _against_exact(hybrid, tmp_path / "test.h5")
+    _, ratio_pk = _against_exact(pk, tmp_path / "test.h5")
     assert np.all(np.abs(dz.mean(0)) < 0.3), dz.mean(0)
-    assert np.all((np.median(ratio, 0) > 0.9) & (np.median(ratio, 0) < 1.45)), np.median(ratio, 0)
+    assert np.all(np.median(ratio, 0) > 0.9), np.median(ratio, 0)
+    assert np.all(np.median(ratio, 0) < 1.05 * np.median(ratio_pk, 0)), (np.median(ratio, 0), np.median(ratio_pk, 0))
 
 
 def test_same_seed_same_samples_and_the_run_loads_as_data(pk_run, grf_files):
