@@ -356,15 +356,74 @@ def test_edm_trains_through_the_cli_and_translates(store_path, tmp_path):
     assert res.exit_code == 1 and "sampler 'dpm++' does not fit method 'edm': valid samplers for it: edm" in res.stderr
 
 
+def test_corrdiff_with_the_exact_mean_samples_a_linear_gaussian_conditional():
+    """target = 0.8 source + 0.3 n: the monotone prior is the exact conditional mean, and the untrained
+    denoiser is the Wiener denoiser of the residual N(0, 0.3^2), so samples follow p(target | source)
+    exactly: the residual to 0.8 source has std 0.3 and no correlation with the source (without the
+    mean added back its std would be 0.85)."""
+    gen = torch.Generator().manual_seed(0)
+    src = torch.randn(64, 1, 16, 16, generator=gen)
+    m = make_method("corrdiff", 1, base_channels=8, depth=2)
+    m.fit_prior(src.numpy(), (0.8 * src + 0.3 * torch.randn(src.shape, generator=gen)).numpy())
+    assert m.data_moments.tolist() == pytest.approx([0.0, 0.3], abs=0.01)
+    new = torch.randn(16, 1, 16, 16, generator=gen)
+    r = m.translate(new, steps=40, seed=3)[0] - 0.8 * new
+    assert float(r.mean()) == pytest.approx(0.0, abs=0.02) and float(r.std()) == pytest.approx(0.3, rel=0.05)
+    assert abs(float(torch.corrcoef(torch.stack([r.ravel(), new.ravel()]))[0, 1])) < 0.05
+    assert m.nfe(10) == 20 and m.samplers == ("edm",)  # 19 denoiser calls and the mean
+
+
+def test_corrdiff_steps_the_mean_on_its_loss_and_the_denoiser_on_the_detached_residual():
+    from skymorph.methods.training import count_parameters
+
+    m = make_method("corrdiff", 1, base_channels=8, depth=2, prior=False)
+    gen = torch.Generator().manual_seed(0)
+    batch = {"source": torch.randn(4, 1, 16, 16, generator=gen), "target": torch.randn(4, 1, 16, 16, generator=gen)}
+    m.objective(batch["source"], batch["target"]).backward()
+    assert all(p.grad is None for p in m.regression.parameters())  # the diffusion loss leaves the mean alone
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.net.parameters())
+    m.zero_grad()
+    calls = []
+    out = m.training_step(batch, lambda i, loss: calls.append((i, float(loss))))
+    # the untrained mean (no prior) is zero: its L1 loss is the mean |target|; then the denoiser's step
+    assert [i for i, _ in calls] == [1, 0] and calls[0][1] == pytest.approx(float(batch["target"].abs().mean()))
+    assert float(out["mean_loss"]) == calls[0][1] and float(out["loss"]) == calls[1][1]
+    opts = m.make_optimizers(None)
+    assert [o.param_groups[0]["lr"] for o in opts] == [2e-4, 1e-3]
+    assert {id(p) for p in opts[1].param_groups[0]["params"]} == {id(p) for p in m.regression.net.parameters()}
+    sizes = [sum(p.numel() for p in n.parameters()) for n in (m.net, m.regression.net)]
+    assert count_parameters(m) == sum(sizes) and count_parameters(m.regression) == sizes[1]
+
+
+def test_corrdiff_trains_through_the_cli_and_keeps_its_mean(store_path, tmp_path):
+    from skymorph.methods.training import load_run
+
+    run = tmp_path / "corrdiff"
+    res = runner.invoke(app, ["train", "--method", "corrdiff", "--data", str(store_path), "--source", "gas",
+                              "--target", "star", "--out", str(run), "--max-epochs", "1", "--base-channels", "8",
+                              "--batch-size", "4", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    _, m = load_run(run)
+    assert float(m.regression.net.out.weight.abs().sum()) > 0  # the trained mean came back from the checkpoint
+    pred = tmp_path / "p.h5"
+    res = runner.invoke(app, ["translate", str(run), "--data", str(store_path), "--out", str(pred), "--steps", "3",
+                              "--samples", "2"])
+    assert res.exit_code == 0, res.output
+    with h5py.File(pred) as f:
+        assert np.isfinite(f["samples/star"][:]).all() and f["samples/star"].shape[0] == 2
+
+
 def test_edm_is_judged_against_score_sde_on_both_metric_lists():
     from skymorph.evaluate.benchmark import verdicts
 
     rng = np.random.default_rng(1)
     galaxy = np.repeat(np.arange(12), 2)
     per_view = {m: {k: rng.random((2, 24)) * 0.1 + shift for k in ("mse_log", "pk_err_dex", "pdf_w1")}
-                for m, shift in (("baseline", 1.0), ("unet", 0.2), ("score_sde", 0.5), ("edm", 0.3))}
-    got = {(v["method"], v["reference"], v["metric"]): v["verdict"]
-           for v in verdicts(per_view, galaxy, {"baseline": False, "unet": False, "score_sde": True, "edm": True}, 0)}
+                for m, shift in (("baseline", 1.0), ("unet", 0.2), ("score_sde", 0.5), ("edm", 0.3), ("corrdiff", 0.1))}
+    stochastic = {"baseline": False, "unet": False, "score_sde": True, "edm": True, "corrdiff": True}
+    got = {(v["method"], v["reference"], v["metric"]): v["verdict"] for v in verdicts(per_view, galaxy, stochastic, 0)}
     assert {k[2] for k in got if k[:2] == ("edm", "score_sde")} == {"mse_log", "pk_err_dex", "pdf_w1"}
     assert got["edm", "score_sde", "pk_err_dex"] == "better" and ("score_sde", "edm", "mse_log") not in got
     assert got["edm", "unet", "pdf_w1"] == "worse"
+    assert got["corrdiff", "edm", "mse_log"] == "better" and got["corrdiff", "unet", "pk_err_dex"] == "better"
+    assert ("corrdiff", "score_sde", "mse_log") not in got

@@ -40,8 +40,9 @@ console = Console(stderr=True)
 HEADLINE = ("mse_log", "pk_err_dex")  # what every network must beat the baseline on
 VERSUS_UNET = ("pdf_w1", "pk_err_dex")  # do the stochastic methods keep the PDF and P(k) better than regression?
 #: parameterisations of one diffusion model on the same network, judged against each other on both lists:
-#: a method listed first is the challenger (edm becomes score_sde's default only if it wins here)
-RIVALS = (("edm", "score_sde"),)
+#: a method listed first is the challenger (edm becomes score_sde's default only if it wins here; corrdiff
+#: against edm: what the regression mean adds to the same diffusion)
+RIVALS = (("edm", "score_sde"), ("corrdiff", "edm"))
 CELL_LEVEL = 0.68  # interval of every metric cell
 VERDICT_LEVEL = 0.95  # interval of every paired difference
 
@@ -167,7 +168,7 @@ def verdicts(per_view: dict[str, dict[str, np.ndarray]], galaxy: np.ndarray, sto
     """Paired per-galaxy verdicts: every other method against the baseline on :data:`HEADLINE`, every
     stochastic method against unet on :data:`VERSUS_UNET`, a method on another backbone
     (``score_sde@dim``) against the same method on its default one on :data:`HEADLINE`, and each pair
-    of :data:`RIVALS` (edm against score_sde) on both lists."""
+    of :data:`RIVALS` (edm against score_sde, corrdiff against edm) on both lists."""
     out = []
     pairs = [("baseline", HEADLINE, lambda m: True), ("unet", VERSUS_UNET, lambda m: stochastic[m])]
     pairs += [(m.partition("@")[0], HEADLINE, lambda x, m=m: x == m) for m in per_view if "@" in m]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from .base import BaselineMethod, TranslationMethod
+from .corrdiff import CorrDiff
 from .cyclegan import CycleGAN
 from .edm import EDM
 from .indi import InDI
@@ -11,7 +12,7 @@ from .regression import UNetRegression
 from .score_sde import ScoreSDE
 
 METHODS: dict[str, type[TranslationMethod]] = {m.name: m for m in (BaselineMethod, UNetRegression, Pix2Pix,
-                                                                  ScoreSDE, EDM, InDI, CycleGAN)}
+                                                                  ScoreSDE, EDM, CorrDiff, InDI, CycleGAN)}
 
 
 def method_class(name: str) -> type[TranslationMethod]:

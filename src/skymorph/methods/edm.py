@@ -89,7 +89,8 @@ class EDM(DenoisingMethod):
         return target - self.prior.apply(source) if self.prior is not None else target
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-        """D(x; sigma): the preconditioned estimate of the clean map from x at noise levels sigma (N,)."""
+        """D(x; sigma): the preconditioned estimate of the clean map from x at noise levels sigma (N,),
+        given the conditioning maps ``source``."""
         mu, sd = self.data_moments
         s = sigma.view(-1, 1, 1, 1)
         norm = torch.sqrt(s**2 + sd**2)
@@ -98,19 +99,26 @@ class EDM(DenoisingMethod):
 
     def objective(self, source: torch.Tensor, target: torch.Tensor, gen: torch.Generator | None = None):
         """E_sigma,n lambda(sigma) |D(x0 + n; sigma) - x0|^2, ln sigma ~ N(p_mean, p_std^2)."""
-        x0 = self._clean(source, target)
+        return self.weighted_loss(self._clean(source, target), source, gen)
+
+    def weighted_loss(self, x0: torch.Tensor, cond: torch.Tensor, gen: torch.Generator | None = None):
+        """The EDM loss of denoising ``x0`` (what is diffused) given the conditioning maps ``cond``."""
         like = dict(generator=gen, device=x0.device, dtype=x0.dtype)
         sigma = torch.exp(self.p_mean + self.p_std * torch.randn(len(x0), **like))
         sd = self.data_moments[1]
         weight = ((sigma**2 + sd**2) / (sigma * sd) ** 2).view(-1, 1, 1, 1)
         noisy = x0 + sigma.view(-1, 1, 1, 1) * torch.randn(x0.shape, **like)
-        return torch.mean(weight * (self.denoise(noisy, sigma, source) - x0) ** 2)
+        return torch.mean(weight * (self.denoise(noisy, sigma, cond) - x0) ** 2)
 
     def chain(self, source: torch.Tensor, steps: int, gen: torch.Generator | None) -> torch.Tensor:
-        shape = (len(source), self.out_channels, *source.shape[-2:])
-        x = edm_sample(lambda x, s: self.denoise(x, s, source), shape, steps, self.sigma_min, self.sigma_max,
-                       self.rho, self.churn, gen, source.device, source.dtype)
+        x = self.sample_clean(source, steps, gen)
         return x + self.prior.apply(source) if self.prior is not None else x
+
+    def sample_clean(self, cond: torch.Tensor, steps: int, gen: torch.Generator | None) -> torch.Tensor:
+        """One EDM chain of what is diffused, given the conditioning maps ``cond`` (N, C, H, W)."""
+        shape = (len(cond), self.out_channels, *cond.shape[-2:])
+        return edm_sample(lambda x, s: self.denoise(x, s, cond), shape, steps, self.sigma_min, self.sigma_max,
+                          self.rho, self.churn, gen, cond.device, cond.dtype)
 
     def nfe(self, steps: int | None = None) -> int:
         return 2 * (steps or self.default_steps) - 1

@@ -22,11 +22,14 @@ class UNetRegression(TranslationMethod):
         self.spectral = spectral_loss(target_norm, npix, spectral_weight)
         self.spectral_weight = spectral_weight
 
-    def training_step(self, batch: dict, step: StepFn) -> dict[str, torch.Tensor]:
-        pred = self.generate(batch["source"])
-        losses = {"pixel": self.loss(pred, batch["target"])}
+    def losses(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The pixel term, the spectral one (if weighted) and their sum ``loss``."""
+        losses = {"pixel": self.loss(pred, target)}
         if self.spectral is not None:
-            losses["spectral"] = self.spectral(pred, batch["target"])
-        loss = losses["pixel"] + self.spectral_weight * losses.get("spectral", 0.0)
-        step(0, loss)
-        return {"loss": loss, **losses}
+            losses["spectral"] = self.spectral(pred, target)
+        return {"loss": losses["pixel"] + self.spectral_weight * losses.get("spectral", 0.0), **losses}
+
+    def training_step(self, batch: dict, step: StepFn) -> dict[str, torch.Tensor]:
+        losses = self.losses(self.generate(batch["source"]), batch["target"])
+        step(0, losses["loss"])
+        return losses

@@ -198,7 +198,9 @@ def load_run(run: str | Path, ema: bool = True, which: str = "best", reverse: bo
 
 
 def count_parameters(method: TranslationMethod) -> int:
-    return sum(p.numel() for p in method.net.parameters())
+    """Parameters of the networks ``translate`` evaluates: ``net``, and that of a method it holds (corrdiff's mean)."""
+    held = [m for m in method.modules() if isinstance(m, TranslationMethod)]
+    return sum(p.numel() for m in held for p in m.net.parameters())
 
 
 __all__ = ["train", "load_run", "TrainConfig", "count_parameters"]
