@@ -8,8 +8,9 @@ the same run: score_sde_pytorch's default, the predictor-corrector sampler with 
 (forward, and forward + backward as in training) of the Diffusion Mamba denoiser beside the
 time-embedded U-Net of the same parameter count (width 16; DiM width 144, 9 blocks, patch 4) at 64^2
 and 128^2, as a ratio to the U-Net in the same process. The EDM rows: training throughput (maps per
-second of objective + backward + Adam step) of score_sde (VP) and edm on the same U-Net, as a ratio to
-VP, and the EDM sampler's NFE and seconds per map at 64^2 and 128^2.
+second of a training step: objectives, backward and Adam steps) of score_sde (VP), edm, corrdiff (its
+U-Net mean and edm) and the U-Net regression on the same width, as a ratio to VP, and the EDM
+sampler's NFE and seconds per map at 64^2 and 128^2.
 
     .venv/bin/python benchmarks/diffusion.py [--batch 8] [--base 16] [--steps 1,2,5,10,20,50,100]
                                              [--only samplers|dim|edm]
@@ -55,23 +56,27 @@ def dim_rows(batch: int, base: int) -> None:
 
 
 def maps_per_second(method, source: torch.Tensor, target: torch.Tensor, repeats: int = 5) -> float:
-    """Training throughput: maps per second of one objective, backward and Adam step (best of ``repeats``
-    after a warm-up)."""
-    opt = torch.optim.Adam(method.parameters(), 1e-4)
+    """Training throughput: maps per second of one training step (every objective, backward and Adam step
+    the method takes on a batch), best of ``repeats`` after a warm-up."""
+    opts = method.make_optimizers(1e-4)
+
+    def step(i: int, loss: torch.Tensor) -> None:
+        opts[i].zero_grad()
+        loss.backward()
+        opts[i].step()
+
     best = float("inf")
     for _ in range(repeats + 1):
         start = time.perf_counter()
-        opt.zero_grad()
-        method.objective(source, target).backward()
-        opt.step()
+        method.training_step({"source": source, "target": target}, step)
         best = min(best, time.perf_counter() - start)
     return len(source) / best
 
 
 def edm_rows(batch: int, base: int, steps: list[int]) -> None:
-    print(f"\nscore_sde (VP) vs edm, same U-Net (width {base}), batch {batch}:")
+    print(f"\nscore_sde (VP) vs edm, corrdiff (U-Net mean + edm) and the U-Net regression, width {base}, batch {batch}:")
     print(f"{'npix':>5s} {'method':9s} {'train maps/s':>12s} {'x VP':>6s}")
-    nets = {m: make_method(m, 1, base_channels=base, prior=False) for m in ("score_sde", "edm")}
+    nets = {m: make_method(m, 1, base_channels=base, prior=False) for m in ("score_sde", "edm", "corrdiff", "unet")}
     for npix in (64, 128):
         src, tgt = torch.randn(batch, 1, npix, npix), torch.randn(batch, 1, npix, npix)
         ref = maps_per_second(nets["score_sde"].train(), src, tgt)
