@@ -211,6 +211,10 @@ def test_massmap_cli_methods_and_benchmark(prior_run, tmp_path):
     ratio = np.exp(np.mean(np.log(np.array(post["rmse"]["per_map"]) / wf["rmse"]["per_map"])))
     assert v["ratio"] == pytest.approx(ratio, rel=1e-12) and v["ratio_lo"] <= v["ratio"] <= v["ratio_hi"]
     assert "pearson" not in [w["metric"] for w in out["verdicts"] if "ratio" in w]
+    cover = out["tweedie"]["coverage"]  # Tweedie's mean +- std against the truth, nominal the level itself
+    assert set(cover) == {"Gaussian prior", "learned prior"} and cover["learned prior"]["0.95"]["nominal"] == 0.95
+    assert all(c["0.68"]["mean"] < c["0.95"]["mean"] for c in cover.values())
+    assert "| Tweedie, learned prior |" in md and "4 Hutchinson probes" in md
 
 
 def test_bad_input_is_one_clear_line(prior_run, tmp_path):
@@ -409,7 +413,7 @@ def test_tweedie_is_exact_without_a_mask_and_tends_to_the_wiener_filter_for_the_
     """Unmasked, every draw is y + s^2 score(y, s) of the KS map y (mean mode set to the prior's), by hand,
     for a prior that is not Gaussian; masked, the Gaussian prior's mean over completions is the Wiener
     filter within the draws' own error; the CLI writes that mean."""
-    from skymorph.cosmo.massmap import tweedie_mean
+    from skymorph.cosmo.massmap import tweedie_moments, tweedie_posterior
     from skymorph.cosmo.lensing import ks_inverse
     from skymorph.cosmo.prior import load_prior
 
@@ -420,20 +424,69 @@ def test_tweedie_is_exact_without_a_mask_and_tends_to_the_wiener_filter_for_the_
     kappa = net.mean + _field(gauss.power, gen, 3)
     ones = torch.ones(16, 16, dtype=torch.float64)
     gamma = _noisy_shear(kappa, ones, gen)
-    est = tweedie_mean(gamma, ones, NOISE, net, gauss, draws=2, seed=1)
+    est, _ = tweedie_posterior(gamma, ones, NOISE, net, gauss, draws=2, seed=1)
     y = (ks_inverse(gamma).real + net.mean).float()
     with torch.no_grad():
         by_hand = (y + NOISE**2 * net.score(y, NOISE)).double()
     assert torch.allclose(est[:, 0], by_hand, atol=1e-7) and torch.equal(est[:, 0], est[:, 1])
     mask = _mask(16)
     masked = _noisy_shear(kappa, mask, gen)
-    draws = tweedie_mean(masked, mask, NOISE, gauss, gauss, draws=256, seed=3)
+    draws, variances = tweedie_posterior(masked, mask, NOISE, gauss, gauss, draws=256, seed=3)
     wf = wiener(masked, mask, NOISE, gauss)
     spread = draws.std(1) / 16  # the standard error of the mean of 256 draws, per pixel
     assert float(spread.max()) > 0  # the completions do differ
     assert float(((draws.mean(1) - wf) / spread.clamp_min(1e-12)).abs().max()) < 5
+    # the law of total variance over completions gives the exact masked posterior variance (dense inverse at 16^2)
+    n = 16
+    eye = torch.eye(n * n, dtype=torch.float64).view(-1, n, n)
+    q = _fourier(eye, 1 / gauss.power) - _likelihood_score(eye, torch.zeros(n, n, dtype=torch.complex128), mask, NOISE**2)
+    exact = torch.linalg.inv(q.view(n * n, n * n)).diagonal().view(n, n)
+    ratio = tweedie_moments(draws, variances)[1] / exact
+    observed = mask.bool()
+    assert abs(float(ratio[:, observed].mean()) - 1) < 0.03 and abs(float(ratio[:, ~observed].mean()) - 1) < 0.05
+    unmasked_only = variances.mean(1) / exact  # without the completions' spread the masked pixels are too sure
+    assert float(unmasked_only[:, ~observed].mean()) < 0.8
     res = runner.invoke(app, ["lensing", "massmap", "--shear", str(root / "train.h5"), "--estimator", "tweedie",
                               "--prior", str(run), "--samples", "3", "--maps", "0:2", "--out", str(tmp_path / "t.h5")])
     assert res.exit_code == 0 and "s per map (3 completions" in res.output, res.output
     with h5py.File(tmp_path / "t.h5") as f:
         assert f.attrs["method"] == "tweedie" and f.attrs["draws"] == 3 and f["kappa"].shape == (2, 16, 16)
+        assert f["std"].shape == (2, 16, 16) and float(f["std"][()].min()) > 0 and f.attrs["probes"] == 4
+
+
+def test_tweedie_variance_is_the_gaussian_posterior_variance_and_probes_find_a_learned_diagonal():
+    """Var[kappa | y] = s^2 (1 + s^2 diag J) for y = kappa + s z: for the Gaussian prior exactly the unmasked
+    posterior variance mean_k s^2 S / (S + s^2) at every pixel (no probes); for a prior with a diagonal
+    non-Gaussian term (-a y^3 added to the score) exact per pixel with one probe; for a Fourier-diagonal
+    residual -0.3 W / s^2 (W the Wiener fraction: total variance 0.7 s^2 mean W) right on average, with a
+    probe noise that falls as 1 / sqrt(probes)."""
+    from skymorph.cosmo.massmap import gaussian_coverage, tweedie_variance
+
+    n, pix = 16, 4.0
+    power = mode_power(*_spectrum(n, pix), n, pix)
+    gauss = GaussianPrior(power, 0.0)
+    gen = torch.Generator().manual_seed(4)
+    y = _field(power, gen, 3) + NOISE * torch.randn(3, n, n, generator=gen, dtype=torch.float64)
+    wiener_fraction = power / (power + NOISE**2)
+    exact = float((NOISE**2 * wiener_fraction).mean())
+    assert torch.allclose(tweedie_variance(gauss, y, NOISE), torch.full_like(y, exact), rtol=1e-10)
+
+    class Extra:  # the Gaussian prior's score plus a known residual
+        def __init__(self, residual):
+            self.power, self.mean, self.residual = power, 0.0, residual
+
+        def score(self, x, sigma):
+            return gauss.score(x, sigma) + self.residual(x)
+
+    a = 0.2 * float(wiener_fraction.mean()) / (3 * NOISE**2 * float(y.pow(2).max()))
+    cubic = tweedie_variance(Extra(lambda x: -a * x**3), y, NOISE, probes=1)
+    by_hand = NOISE**2 * (wiener_fraction.mean() - NOISE**2 * 3 * a * y**2)
+    assert torch.allclose(cubic, by_hand, rtol=1e-9) and float((exact - cubic).max()) > 0.15 * exact
+    linear = Extra(lambda x: -0.3 * _fourier(x, wiener_fraction.to(x)) / NOISE**2)
+    few, many = (tweedie_variance(linear, y, NOISE, probes=p, seed=1) for p in (4, 64))
+    assert float(many.mean()) == pytest.approx(0.7 * exact, rel=0.02)
+    assert 2.5 < float(few.std() / many.std()) < 6  # sqrt(64 / 4) = 4
+
+    truth, mask = np.array([[0.5, 1.5, -0.99, 2.5, 0.0]]), np.array([1, 1, 1, 1, 0])
+    cover = gaussian_coverage(np.zeros_like(truth), np.ones_like(truth), truth, mask)
+    assert cover[0.68].tolist() == [0.5] and cover[0.95].tolist() == [0.75]  # z = 0.994, 1.960; the masked pixel left out

@@ -295,7 +295,7 @@ def lensing_train_prior(data: Optional[Path] = typer.Option(None, help="converge
 def lensing_massmap(shear: Path = typer.Option(..., help="shear file (/gamma_obs, /mask; e.g. a kappa.h5)"),
                     estimator: Literal["ks", "wiener", "posterior", "tweedie"] = typer.Option(
                         "posterior", help="Kaiser-Squires, Wiener filter, score-prior posterior samples, or the "
-                                          "score prior's posterior mean by Tweedie's formula"),
+                                          "score prior's posterior mean and std by Tweedie's formulas"),
                     out: Path = typer.Option(..., help="output result.h5"),
                     prior: Optional[Path] = typer.Option(None, help="prior run folder (train-prior)"),
                     samples: int = typer.Option(8, help="posterior samples per map (tweedie: completions of the "
@@ -319,7 +319,8 @@ def lensing_massmap(shear: Path = typer.Option(..., help="shear file (/gamma_obs
     if estimator == "posterior":
         typer.echo(f"{info['seconds_per_sample']:.3g} s and {info['score_evaluations_per_sample']} score evaluations per sample")
     elif estimator == "tweedie":
-        typer.echo(f"{info['seconds_per_map']:.3g} s per map ({info['draws']} completions, one score evaluation each)")
+        typer.echo(f"{info['seconds_per_map']:.3g} s per map ({info['draws']} completions, one score evaluation each "
+                   f"for the mean and {info['probes']} vector-Jacobian products for the std)")
     typer.echo(f"wrote {path}")
 
 

@@ -2,7 +2,8 @@
 
 ``result.h5`` of :func:`run_massmap`: ``/kappa`` (N, H, W) the estimate (KS map, Wiener filter,
 posterior mean of the samples or by Tweedie's formula; dimensionless convergence), ``/std`` (N, H, W)
-and ``/samples`` (N, K, H, W) for the posterior, ``/index`` (N,) the maps' positions in the shear file,
+for the posterior (of the samples) and Tweedie (its second-order formula), ``/samples`` (N, K, H, W) for the
+posterior, ``/index`` (N,) the maps' positions in the shear file,
 ``/mask``; attributes: method, source file, pixel_arcmin, and per method the KS smoothing (arcmin), or
 the sampler schedule, seconds per sample and score evaluations per sample, or Tweedie's draws and
 seconds per map.
@@ -22,7 +23,8 @@ from skymorph import stats
 from skymorph.atomic import atomic_path
 from skymorph.cosmo.massmap import (GaussianPrior, LensingData, Schedule, coverage, ks_map, masked_pearson,
                                     completed_ks_maps, masked_rmse, mode_power, read_lensing_file, sample_mean_rmse,
-                                    sample_posterior, tweedie_denoise, tweedie_mean, wiener)
+                                    gaussian_coverage, sample_posterior, tweedie_denoise, tweedie_moments,
+                                    tweedie_posterior, tweedie_variance, wiener)
 from skymorph.cosmo.prior import SEEDS_NAME, PriorConfig, check_geometry, gain_line, load_prior
 from skymorph.atomic import check_output
 from skymorph.provenance import provenance
@@ -32,6 +34,7 @@ __all__ = ["METHODS", "parse_maps", "run_massmap", "run_benchmark"]
 
 METHODS = ("ks", "wiener", "posterior", "tweedie")
 TWEEDIE = "posterior mean by Tweedie (masked shear completed)"
+PROBES = 4  # Hutchinson probes per completion of Tweedie's posterior variance (its Gaussian part is exact)
 
 
 def parse_maps(text: str | None, n: int) -> np.ndarray:
@@ -116,10 +119,12 @@ def run_massmap(shear, method: str, out, prior=None, samples: int = 8, smoothing
         attrs["smoothing_arcmin"] = smooth
     elif method == "tweedie":
         start = time.perf_counter()
-        est = tweedie_mean(torch.from_numpy(data.gamma[idx]), torch.from_numpy(data.mask), data.noise_std, net,
-                           _gaussian(cfg), samples, _schedule(cfg, levels, steps), seed).mean(1).numpy()
-        attrs.update({"draws": samples, "seconds_per_map": (time.perf_counter() - start) / len(idx), "seed": seed,
-                      "levels": levels, "steps": steps, "prior": str(prior)})
+        mean, var = tweedie_moments(*tweedie_posterior(torch.from_numpy(data.gamma[idx]), torch.from_numpy(data.mask),
+                                                       data.noise_std, net, _gaussian(cfg), samples,
+                                                       _schedule(cfg, levels, steps), seed, probes=PROBES))
+        est, extra = mean.numpy(), {"std": var.sqrt().numpy()}
+        attrs.update({"draws": samples, "probes": PROBES, "seconds_per_map": (time.perf_counter() - start) / len(idx),
+                      "seed": seed, "levels": levels, "steps": steps, "prior": str(prior)})
     elif method == "wiener":
         est = wiener(torch.from_numpy(data.gamma[idx]), torch.from_numpy(data.mask), data.noise_std, _gaussian(cfg)).numpy()
     else:
@@ -239,15 +244,21 @@ def run_benchmark(data, prior, out, samples: int = 16, maps: str | None = None, 
     smp, sec = _posterior(lens, idx, net, sched, samples, seed, progress)
     draws = {"posterior mean, Gaussian prior": smp_g, "posterior mean, learned prior": smp}
     skipped = _noise_outside(cfg, lens.noise_std)
-    sec_t = {}
+    sec_t, sec_var, cover_t = {}, {}, {}
     if skipped is None:  # Tweedie's estimates of the same completions for both priors (paired); seconds include them
         start = time.perf_counter()
         y = completed_ks_maps(gamma, tmask, lens.noise_std, gauss, samples, sched, seed)
         completing = time.perf_counter() - start
         for name, p in (("Gaussian prior", gauss), ("learned prior", net)):
             start = time.perf_counter()
-            draws[f"{TWEEDIE}, {name}"] = tweedie_denoise(p, y, lens.noise_std).numpy()
+            means = tweedie_denoise(p, y, lens.noise_std)
             sec_t[name] = (completing + time.perf_counter() - start) / len(idx)
+            start = time.perf_counter()
+            mean, var = tweedie_moments(means, tweedie_variance(p, y, lens.noise_std, PROBES, seed))
+            sec_var[name] = (time.perf_counter() - start) / len(idx)
+            draws[f"{TWEEDIE}, {name}"] = means.numpy()
+            cover_t[name] = {str(k): {**_stats(v), "nominal": k}
+                             for k, v in gaussian_coverage(mean.numpy(), var.sqrt().numpy(), truth, mask).items()}
     est.update({name: d.mean(1) for name, d in draws.items()})
     scores = {"rmse": {name: masked_rmse(e, truth, mask) for name, e in est.items()},
               "pearson": {name: masked_pearson(e, truth, mask) for name, e in est.items()}}
@@ -262,7 +273,8 @@ def run_benchmark(data, prior, out, samples: int = 16, maps: str | None = None, 
            "schedule": {"sigma_max": sched.sigma_max, "sigma_min": sched.sigma_min, "levels": levels, "steps": steps},
            "score_evaluations_per_sample": sched.evaluations,
            "seconds_per_sample": {"learned prior": sec, "Gaussian prior": sec_g},
-           "tweedie": {"skipped": skipped} if skipped else {"draws": samples, "seconds_per_map": sec_t},
+           "tweedie": {"skipped": skipped} if skipped else {"draws": samples, "seconds_per_map": sec_t, "probes": PROBES,
+                                                            "seconds_per_map_variance": sec_var, "coverage": cover_t},
            "methods": {name: {k: _stats(scores[k][name]) for k in scores} for name in est},
            "verdicts": _verdicts(scores, seed),
            "coverage": {name: {str(k): {**_stats(v), "nominal": nominal} for k, (v, nominal) in coverage(s, truth, mask).items()}
@@ -304,6 +316,17 @@ def results_markdown(res: dict) -> str:
                   f"masked pixels completed from the Gaussian posterior predictive, averaged over {t['draws']} "
                   f"completions (one score evaluation each; exact without a mask); seconds per map: "
                   + ", ".join(f"{k} {v:.3g}" for k, v in t["seconds_per_map"].items()) + "."]
+        if "coverage" in t:
+            lines += ["", f"Its uncertainty: the posterior variance by Tweedie's second-order formula per completion "
+                      f"(sigma^2 (1 + sigma^2 diag of the score's Jacobian), the Gaussian part exact, the learned part by "
+                      f"{t['probes']} Hutchinson probes) plus the spread of the completions' means; fraction of observed "
+                      f"true pixels within mean +- 1.0 / 1.96 std, mean +- standard deviation over maps (nominal: the "
+                      f"level); extra seconds per map: "
+                      + ", ".join(f"{k} {v:.3g}" for k, v in t["seconds_per_map_variance"].items()) + ".", "",
+                      "| prior | 68% (nominal) | 95% (nominal) |", "|---|---|---|"]
+            for name, c in t["coverage"].items():
+                lines.append(f"| Tweedie, {name} | {c['0.68']['mean']:.3f} +- {c['0.68']['std']:.3f} (0.68) | "
+                             f"{c['0.95']['mean']:.3f} +- {c['0.95']['std']:.3f} (0.95) |")
     lines += ["", f"Calibration ({res['samples']} samples per map): fraction of observed true pixels inside the central "
               "order-statistic interval of the samples chosen for 68% / 95%, mean +- standard deviation over maps, "
               "against that interval's exact coverage for a calibrated posterior at this K (nominal):", "",

@@ -31,7 +31,8 @@ from skymorph.devices import resolve_device
 
 __all__ = ["LensingData", "read_lensing_file", "ring_spectrum", "mode_power", "GaussianPrior", "ks_map", "sample_mean_rmse",
            "choose_smoothing", "wiener", "Schedule", "sample_posterior", "completed_ks_maps", "tweedie_denoise",
-           "tweedie_mean", "masked_rmse", "masked_pearson", "coverage"]
+           "tweedie_variance", "tweedie_posterior", "tweedie_moments", "masked_rmse", "masked_pearson", "coverage",
+           "gaussian_coverage"]
 
 
 def _frequency(h: int, w: int) -> np.ndarray:
@@ -313,20 +314,74 @@ def completed_ks_maps(gamma: torch.Tensor, mask: torch.Tensor, noise_std: float,
     return ks_inverse(full).real + gauss.mean
 
 
-def tweedie_mean(gamma: torch.Tensor, mask: torch.Tensor, noise_std: float, prior: Prior, gauss: GaussianPrior,
-                 draws: int, schedule: Schedule = Schedule(), seed: int = 0, chains: int = 64) -> torch.Tensor:
-    """The posterior mean of kappa under ``prior`` by Tweedie's formula: (N, draws, H, W), one estimate per
-    completion of the masked shear; their mean over draws is the estimate.
+def tweedie_variance(prior: Prior, y: torch.Tensor, sigma: float, probes: int = 4, seed: int = 0,
+                     chains: int = 64) -> torch.Tensor:
+    """Per-pixel posterior variance by Tweedie's second-order formula, Var[kappa_i | y] = sigma^2 (1 + sigma^2
+    J_ii), J = d score / d y, for maps y = kappa + sigma z (..., H, W): float64 on the CPU.
+
+    J = J_G + J_R. The Gaussian part of the prior (its power S and mean) has J_G = -(C + sigma^2)^-1, whose
+    diagonal is exactly -mean over modes of 1 / (S + sigma^2) at every pixel; the diagonal of the rest (the
+    learned residual; zero for the Gaussian prior) is Hutchinson's estimate mean_p v_p (v_p^T J_R) over
+    ``probes`` Rademacher vectors (one vector-Jacobian product each; exact for a diagonal J_R). The Gaussian
+    part taken out exactly leaves the probes only the residual's small off-diagonal terms to average.
+    Negative values (probe noise, or a network whose Jacobian is not a covariance) are clipped to 0."""
+    if probes < 1:
+        raise ConfigError(f"Tweedie variance needs at least one probe, got {probes}")
+    diag_g = -float(torch.mean(1.0 / (prior.power.to(torch.float64) + sigma**2)))
+    gauss = GaussianPrior(prior.power, prior.mean)
+    gen = torch.Generator().manual_seed(seed)
+    flat = y.reshape(-1, *y.shape[-2:])
+    diag = torch.zeros(flat.shape, dtype=torch.float64)
+    if not isinstance(prior, GaussianPrior):
+        for start in range(0, len(flat), chains):
+            yb = flat[start:start + chains].to(prior.power.device, prior.power.dtype)
+            for _ in range(probes):
+                v = (2 * torch.randint(0, 2, yb.shape, generator=gen) - 1).to(yb)
+                with torch.enable_grad():
+                    x = yb.detach().requires_grad_(True)
+                    (vjp,) = torch.autograd.grad(prior.score(x, sigma) - gauss.score(x, sigma), x, grad_outputs=v)
+                diag[start:start + chains] += (v * vjp).to("cpu", torch.float64) / probes
+    return (sigma**2 * (1 + sigma**2 * (diag_g + diag))).clamp_min(0).reshape(y.shape)
+
+
+def tweedie_posterior(gamma: torch.Tensor, mask: torch.Tensor, noise_std: float, prior: Prior, gauss: GaussianPrior,
+                      draws: int, schedule: Schedule = Schedule(), seed: int = 0, chains: int = 64,
+                      probes: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """The posterior mean and variance of kappa under ``prior`` by Tweedie's formulas, one of each per completion
+    of the masked shear: (N, draws, H, W) twice; :func:`tweedie_moments` combines them.
 
     Unmasked, d = A kappa + n is y = KS(d) = kappa + n_E with n_E white of ``noise_std`` per pixel, so
     E[kappa | d] = y + noise_std^2 score(y, noise_std) exactly: one score evaluation, at the noise level
-    where a learned network carries what it knows (the annealed sampler ends at sigma -> 0). Masked, the
-    unobserved shear is completed (:func:`completed_ks_maps`) and the estimates averaged:
-    E[kappa | d] = E[E[kappa | d, d_masked] | d], exact but for the Gaussian predictive (exact for the
-    Gaussian prior, whose mean over draws tends to the Wiener filter); where noise_std exceeds the
-    shear, the predictive is mostly shape noise."""
+    where a learned network carries what it knows (the annealed sampler ends at sigma -> 0), and the
+    variance by :func:`tweedie_variance`. Masked, the unobserved shear is completed
+    (:func:`completed_ks_maps`): E[kappa | d] = E[E[kappa | d, d_masked] | d], exact but for the Gaussian
+    predictive (exact for the Gaussian prior, whose mean over draws tends to the Wiener filter); where
+    noise_std exceeds the shear, the predictive is mostly shape noise. The mean mode (k = 0) is not in
+    the shear: y holds the prior's mean there, so its posterior variance is the prior's S_0, not the
+    S_0 sigma^2 / (S_0 + sigma^2) Tweedie reads for a noisy mode; the difference, S_0^2 / (S_0 + sigma^2)
+    over the number of pixels, is added to every pixel's variance."""
     y = completed_ks_maps(gamma, mask, noise_std, gauss, draws, schedule, seed, chains)
-    return tweedie_denoise(prior, y, noise_std, chains)
+    s0 = float(gauss.power[0, 0])
+    unconstrained = s0**2 / (s0 + noise_std**2) / gauss.power.numel()
+    return (tweedie_denoise(prior, y, noise_std, chains),
+            tweedie_variance(prior, y, noise_std, probes, seed, chains) + unconstrained)
+
+
+def tweedie_moments(means: torch.Tensor, variances: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and variance (N, H, W) from the per-completion ones (N, draws, H, W), by the law of total
+    variance: the mean of the variances plus the variance of the means over completions (unbiased; none
+    from a single completion)."""
+    spread = means.var(1, unbiased=True) if means.shape[1] > 1 else torch.zeros_like(means[:, 0])
+    return means.mean(1), variances.mean(1) + spread
+
+
+def gaussian_coverage(mean: np.ndarray, std: np.ndarray, truth: np.ndarray, mask: np.ndarray,
+                      levels=(0.68, 0.95)) -> dict[float, np.ndarray]:
+    """Per level: the per-map fraction of observed true pixels within mean +- z std, z the two-sided normal
+    quantile of the level (the nominal coverage of a Gaussian posterior is the level itself)."""
+    m = np.asarray(mask, bool)
+    z = np.abs(np.asarray(truth) - np.asarray(mean))[..., m] / np.maximum(np.asarray(std)[..., m], 1e-300)
+    return {lv: (z <= scipy.stats.norm.ppf(0.5 + lv / 2)).mean(-1) for lv in levels}
 
 
 def coverage(samples: np.ndarray, truth: np.ndarray, mask: np.ndarray,
