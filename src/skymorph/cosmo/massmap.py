@@ -31,7 +31,7 @@ from skymorph.devices import resolve_device
 
 __all__ = ["LensingData", "read_lensing_file", "ring_spectrum", "mode_power", "GaussianPrior", "ks_map", "sample_mean_rmse",
            "choose_smoothing", "wiener", "Schedule", "sample_posterior", "completed_ks_maps", "tweedie_denoise",
-           "tweedie_variance", "tweedie_posterior", "tweedie_moments", "masked_rmse", "masked_pearson", "coverage",
+           "tweedie_variance", "tweedie_of_completions", "tweedie_posterior", "tweedie_moments", "masked_rmse", "masked_pearson", "coverage",
            "gaussian_coverage"]
 
 
@@ -344,6 +344,19 @@ def tweedie_variance(prior: Prior, y: torch.Tensor, sigma: float, probes: int = 
     return (sigma**2 * (1 + sigma**2 * (diag_g + diag))).clamp_min(0).reshape(y.shape)
 
 
+def tweedie_of_completions(prior: Prior, y: torch.Tensor, noise_std: float, probes: int = 4, seed: int = 0,
+                           chains: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tweedie's posterior mean and variance (:func:`tweedie_denoise`, :func:`tweedie_variance`) of each
+    completed KS map y (..., H, W) of :func:`completed_ks_maps`. The mean mode (k = 0) is not in the
+    shear: y holds the prior's mean there, so its posterior variance is the prior's S_0, not the
+    S_0 sigma^2 / (S_0 + sigma^2) Tweedie reads for a noisy mode; the difference, S_0^2 / (S_0 + sigma^2)
+    over the number of pixels, is added to every pixel's variance."""
+    s0 = float(prior.power[0, 0])
+    unconstrained = s0**2 / (s0 + noise_std**2) / prior.power.numel()
+    return (tweedie_denoise(prior, y, noise_std, chains),
+            tweedie_variance(prior, y, noise_std, probes, seed, chains) + unconstrained)
+
+
 def tweedie_posterior(gamma: torch.Tensor, mask: torch.Tensor, noise_std: float, prior: Prior, gauss: GaussianPrior,
                       draws: int, schedule: Schedule = Schedule(), seed: int = 0, chains: int = 64,
                       probes: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
@@ -356,15 +369,9 @@ def tweedie_posterior(gamma: torch.Tensor, mask: torch.Tensor, noise_std: float,
     variance by :func:`tweedie_variance`. Masked, the unobserved shear is completed
     (:func:`completed_ks_maps`): E[kappa | d] = E[E[kappa | d, d_masked] | d], exact but for the Gaussian
     predictive (exact for the Gaussian prior, whose mean over draws tends to the Wiener filter); where
-    noise_std exceeds the shear, the predictive is mostly shape noise. The mean mode (k = 0) is not in
-    the shear: y holds the prior's mean there, so its posterior variance is the prior's S_0, not the
-    S_0 sigma^2 / (S_0 + sigma^2) Tweedie reads for a noisy mode; the difference, S_0^2 / (S_0 + sigma^2)
-    over the number of pixels, is added to every pixel's variance."""
+    noise_std exceeds the shear, the predictive is mostly shape noise."""
     y = completed_ks_maps(gamma, mask, noise_std, gauss, draws, schedule, seed, chains)
-    s0 = float(gauss.power[0, 0])
-    unconstrained = s0**2 / (s0 + noise_std**2) / gauss.power.numel()
-    return (tweedie_denoise(prior, y, noise_std, chains),
-            tweedie_variance(prior, y, noise_std, probes, seed, chains) + unconstrained)
+    return tweedie_of_completions(prior, y, noise_std, probes, seed, chains)
 
 
 def tweedie_moments(means: torch.Tensor, variances: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
