@@ -350,6 +350,12 @@ def test_the_edm_family_trains_through_the_cli_and_translates(store_path, tmp_pa
     assert res.exit_code == 0, res.output
     if method == "corrdiff":  # the trained mean comes back from the checkpoint
         assert float(load_run(run)[1].regression.net.out.weight.abs().sum()) > 0
+    # a refused option is refused before --overwrite clears the run, and a fresh folder is not made
+    for target, extra in ((run, ["--overwrite"]), (tmp_path / "fresh", [])):
+        res = runner.invoke(app, ["train", "--method", method, "--data", str(store_path), "--source", "gas", "--target",
+                                  "star", "--out", str(target), "--max-epochs", "1", "--sampler", "dpm++", *extra])
+        assert res.exit_code == 1 and "sampler 'dpm++' does not fit" in res.stderr
+    assert (run / "checkpoints" / "last.ckpt").exists() and not (tmp_path / "fresh").exists()
     pred = tmp_path / "p.h5"
     res = runner.invoke(app, ["translate", str(run), "--data", str(store_path), "--out", str(pred), "--steps", "3",
                               "--samples", "2"])

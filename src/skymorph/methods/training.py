@@ -108,8 +108,8 @@ def _norms(cfg: TrainConfig) -> dict[str, LogStandardise]:
 def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     """Train ``cfg.method`` into the run folder ``out``; ``resume`` continues a killed run."""
     out = Path(out)
-    prepare_run_folder(out, resume, overwrite)
     if resume:
+        prepare_run_folder(out, resume, overwrite)
         saved = TrainConfig.load(out / CONFIG_NAME)
         with MapStore(cfg.data) as store:  # the store given now (moved, or as saved), checked to be the run's
             check_store(saved, store)
@@ -117,10 +117,12 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, overwrite: bool = F
                                        "data": Path(cfg.data).resolve()})
     else:
         cfg = fill_from_data(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    method = make_method(cfg.method, len(cfg.source), 1, **cfg.method_options())  # options refused before any write
+    if not resume:
+        prepare_run_folder(out, resume, overwrite)  # an existing run is cleared (--overwrite) only now
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / CONFIG_NAME)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    method = make_method(cfg.method, len(cfg.source), 1, **cfg.method_options())
     norms = _norms(cfg)
     train_ds = PairedMaps(cfg.data, cfg.source, cfg.target, "train", cfg.augment, norms, paired=method.paired)
     val_ds = _validation_maps(cfg, norms, method.paired)
