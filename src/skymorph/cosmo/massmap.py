@@ -31,8 +31,8 @@ from skymorph.devices import resolve_device
 
 __all__ = ["LensingData", "read_lensing_file", "ring_spectrum", "mode_power", "GaussianPrior", "ks_map", "sample_mean_rmse",
            "choose_smoothing", "wiener", "Schedule", "sample_posterior", "completed_ks_maps", "tweedie_denoise",
-           "tweedie_variance", "tweedie_of_completions", "tweedie_posterior", "tweedie_moments", "masked_rmse", "masked_pearson", "coverage",
-           "gaussian_coverage"]
+           "tweedie_variance", "tweedie_of_completions", "tweedie_posterior", "tweedie_moments", "masked_rmse",
+           "masked_pearson", "coverage", "gaussian_coverage"]
 
 
 def _frequency(h: int, w: int) -> np.ndarray:

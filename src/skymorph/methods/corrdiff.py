@@ -42,26 +42,33 @@ class CorrDiff(EDM):
         self.regression = UNetRegression(in_channels, out_channels, base_channels, depth, loss, spectral_weight,
                                          target_norm, npix, prior)
 
+    def _clean(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """What is diffused: the residual to the regression mean."""
+        return target - self.regression.generate(source).detach()
+
     def fit_prior(self, source, target) -> None:
-        """The regression's monotone prior, then the moments of the residual to the untrained mean (= that prior)."""
+        """The regression's monotone prior, then (edm's) the moments of the residual to the untrained mean
+        (= that prior)."""
         self.regression.fit_prior(source, target)
-        with torch.no_grad():
-            source, target = torch.as_tensor(source), torch.as_tensor(target)
-            x0 = (target - self.regression.generate(source)).double()
-            self.data_moments.copy_(torch.stack([x0.mean(), x0.std().clamp_min(1e-6)]).float())
+        super().fit_prior(source, target)
 
     def make_optimizers(self, lr: float | None) -> list[torch.optim.Optimizer]:
         """Adam on the denoiser (index 0, lr or edm's 2e-4) and on the mean (1, lr or unet's 1e-3)."""
         return [*super().make_optimizers(lr), *self.regression.make_optimizers(lr)]
 
-    def _mean_and_condition(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = self.regression.generate(source).detach()
-        return mean, torch.cat([source, mean], 1)
+    @staticmethod
+    def _condition(source: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        return torch.cat([source, mean], 1)
+
+    def _residual_loss(self, source: torch.Tensor, target: torch.Tensor, mean: torch.Tensor,
+                       gen: torch.Generator | None = None) -> torch.Tensor:
+        """EDM's weighted loss on target - mean, the mean held fixed (detached)."""
+        mean = mean.detach()
+        return self.weighted_loss(target - mean, self._condition(source, mean), gen)
 
     def objective(self, source: torch.Tensor, target: torch.Tensor, gen: torch.Generator | None = None):
         """EDM's weighted loss on target - mean(source), the mean fixed."""
-        mean, cond = self._mean_and_condition(source)
-        return self.weighted_loss(target - mean, cond, gen)
+        return self._residual_loss(source, target, self.regression.generate(source), gen)
 
     def training_step(self, batch: dict, step: StepFn) -> dict[str, torch.Tensor]:
         """One step of the mean on its own loss, then one of the denoiser on the residual to that mean."""
@@ -69,8 +76,7 @@ class CorrDiff(EDM):
         pred = self.regression.generate(source)
         reg = self.regression.losses(pred, target)
         step(1, reg["loss"])
-        mean = pred.detach()
-        loss = self.weighted_loss(target - mean, torch.cat([source, mean], 1))
+        loss = self._residual_loss(source, target, pred)
         step(0, loss)
         return {"loss": loss, **{f"mean_{k}": v for k, v in reg.items()}}
 
@@ -79,8 +85,8 @@ class CorrDiff(EDM):
         return {"mean_l1": F.l1_loss(self.regression.generate(batch["source"]), batch["target"])}
 
     def chain(self, source: torch.Tensor, steps: int, gen: torch.Generator | None) -> torch.Tensor:
-        mean, cond = self._mean_and_condition(source)
-        return mean + self.sample_clean(cond, steps, gen)
+        mean = self.regression.generate(source)
+        return mean + self.sample_clean(self._condition(source, mean), steps, gen)
 
     def nfe(self, steps: int | None = None) -> int:
         return super().nfe(steps) + 1
