@@ -65,8 +65,47 @@ def test_ties_are_broken_at_random_and_axis_gives_per_map_values():
     truth = np.zeros((2, 50, 50))  # every sample ties the truth: ranks uniform on 0..4
     counts = stats.rank_histogram(samples, truth, seed=1)
     assert stats.rank_uniformity(counts)[1] > 0.01
-    measured, _ = stats.interval_coverage(samples, truth, 0.68, axis=(-2, -1))
-    assert measured.shape == (2,) and np.all(measured == 1.0)
+    measured, nominal = stats.interval_coverage(samples, truth, 0.68, axis=(-2, -1))
+    assert measured.shape == (2,) and np.all(measured == 3 / 5) and nominal == 3 / 5  # ranks 1..3 of 0..4
+
+
+def _inclusive_coverage(samples, truth, j):
+    """The definition before 2026-12-04: every tie with X(j) or X(K+1-j) counted inside."""
+    srt = np.sort(samples, axis=0)
+    return np.mean((truth >= srt[j - 1]) & (truth <= srt[-j]))
+
+
+def test_coverage_by_hand_with_ties():
+    """K = 4, j = 1: truth 0 among samples (0, 0, 1, 2) has 0 below and 2 tied, rank uniform on 0..2,
+    inside for ranks 1..3: probability 2/3 (the inclusive count said 1)."""
+    samples, truth = np.array([[0.0], [0.0], [1.0], [2.0]]), np.array([0.0])
+    assert stats.interval_coverage(samples, truth, 0.68) == (pytest.approx(2 / 3), 0.6)
+    assert _inclusive_coverage(samples, truth, 1) == 1.0
+    # no ties with the truth: the same as the order-statistic interval, X(1) <= 1.5 <= X(4)
+    assert stats.interval_coverage(samples, np.array([1.5]), 0.68)[0] == 1.0
+    assert stats.interval_coverage(samples, np.array([2.5]), 0.68)[0] == 0.0
+
+
+@pytest.mark.parametrize("k", [8, 16])
+def test_calibrated_ensemble_with_a_point_mass_covers_at_the_nominal_rate(k):
+    """Why ties are broken as in the rank histogram: a log map's empty pixels all sit at the floor.
+    Truth and samples drawn alike, half of them exactly at the floor: the ensemble is calibrated,
+    and its coverage is nominal; counting ties inside reads it as too wide by a wide margin."""
+    rng = np.random.default_rng(k)
+    draw = lambda *shape: np.where(rng.random(shape) < 0.5, -10.0, rng.normal(size=shape))  # noqa: E731
+    samples, truth = draw(k, N_PIX), draw(N_PIX)
+    for level in (0.68, 0.95):
+        measured, nominal = stats.interval_coverage(samples, truth, level)
+        mc = 3 * np.sqrt(nominal * (1 - nominal) / N_PIX)
+        assert abs(measured - nominal) < mc
+        j = stats.order_statistic_index(k, level)
+        assert _inclusive_coverage(samples, truth, j) - nominal > 0.05
+        ranks = stats.rank_histogram(samples, truth, seed=2)  # the same rule, ties drawn: agrees within MC
+        assert abs(ranks[j:k - j + 1].sum() / N_PIX - measured) < mc
+    # continuous values: the tie-aware coverage is the order-statistic interval's, exactly
+    samples, truth = _ensemble(k, 1.0, seed=k)
+    j = stats.order_statistic_index(k, 0.68)
+    assert stats.interval_coverage(samples, truth, 0.68)[0] == _inclusive_coverage(samples, truth, j)
 
 
 def test_calibration_rejects_bad_input():

@@ -570,8 +570,9 @@ def calibration(samples, truth, eps: float) -> dict[str, np.ndarray]:
     """Calibration of K samples (K, N, H, W) against the truth (N, H, W), per view, on log10 maps.
 
     coverage68 / coverage95: fraction of truth pixels inside the central order-statistic interval of
-    the K samples chosen for 68% / 95% (:func:`skymorph.stats.interval_coverage`; at small K its
-    exact nominal coverage differs from the level: read it against :func:`calibration_nominal`);
+    the K samples chosen for 68% / 95% (:func:`skymorph.stats.interval_coverage`: ties with the truth,
+    as at the floor of empty pixels, count by the truth's rank among them; at small K the exact
+    nominal coverage differs from the level: read it against :func:`calibration_nominal`);
     spread_skill: RMS error of the ensemble mean over the RMS spread (nominal sqrt(1 + 1/K)).
     """
     s, t = _log_ensemble(samples, truth, eps)

@@ -57,17 +57,22 @@ def nominal_spread_skill(k: int) -> float:
 def interval_coverage(samples, truth, level: float = 0.68, axis=None) -> tuple[np.ndarray | float, float]:
     """(measured, nominal) coverage of the truth by the central order-statistic interval of K samples.
 
-    measured: fraction of truth values with X(j) <= truth <= X(K+1-j) (j from
-    :func:`order_statistic_index`), over all trailing elements (``axis=None``, a float) or over the
-    given trailing axes (an array); nominal: (K+1-2j)/(K+1), the exact expected coverage of that
-    interval for a calibrated ensemble. measured < nominal: under-dispersed (too narrow);
-    measured > nominal: over-dispersed (too wide).
+    measured: mean over truth values of the probability that the truth's rank r (samples below it,
+    ties with it broken uniformly at random, as in :func:`rank_histogram`) lies in j <= r <= K - j,
+    i.e. X(j) < truth < X(K+1-j) for distinct values (j from :func:`order_statistic_index`). With b
+    samples below and m tied, r is uniform on b..b+m, so the probability is computed exactly, not
+    drawn: #({b..b+m} and {j..K-j}) / (m + 1). Counting every tie as inside (as before 2026-12-04)
+    inflates the coverage of an ensemble with a point mass, e.g. log maps at the floor of an empty
+    pixel: a calibrated ensemble whose truth and samples all sit at the floor covers (K+1-2j)/(K+1)
+    of such pixels, not all. Over all trailing elements (``axis=None``, a float) or the given
+    trailing axes (an array); nominal: (K+1-2j)/(K+1), the exact expected coverage for a calibrated
+    ensemble. measured < nominal: under-dispersed (too narrow); > nominal: over-dispersed (too wide).
     """
     s, t = _ensemble(samples, truth)
     k = s.shape[0]
     j = order_statistic_index(k, level)
-    srt = np.sort(s, axis=0)
-    inside = (t >= srt[j - 1]) & (t <= srt[k - j])
+    below, ties = (s < t).sum(axis=0), (s == t).sum(axis=0)
+    inside = np.clip(np.minimum(below + ties, k - j) - np.maximum(below, j) + 1, 0, None) / (ties + 1)
     measured = inside.mean() if axis is None else inside.mean(axis=axis)
     return (float(measured) if axis is None else measured), nominal_coverage(k, level)
 
