@@ -130,9 +130,9 @@ def calibration_table(methods: dict) -> tuple[list[str], list[list[str]]]:
 
 
 CALIBRATION_NOTE = ("Coverage: fraction of truth pixels inside the central order-statistic interval [X(j), X(K+1-j)] "
-                    "of the K samples chosen for 68% / 95%, a truth tied with samples (an empty pixel at the log floor) "
-                    "counted with its rank drawn among the ties, as in the rank histogram; nominal: that interval's exact coverage for a calibrated "
-                    "ensemble, (K+1-2j)/(K+1). Below nominal: too narrow; above: too wide. spread_skill: RMS error of "
+                    "of the K samples chosen for 68% / 95%, a truth tied with samples (an empty pixel at the log "
+                    "floor) counted with its rank drawn among the ties, as in the rank histogram; nominal: that "
+                    "interval's exact coverage for a calibrated ensemble, (K+1-2j)/(K+1). Below nominal: too narrow; above: too wide. spread_skill: RMS error of "
                     "the sample mean over the RMS spread, nominal sqrt(1 + 1/K). Rank chi2 p: uniformity of the rank "
                     "histogram (pixels are correlated: a distance from flat, not a calibrated test).")
 

@@ -54,6 +54,12 @@ def nominal_spread_skill(k: int) -> float:
     return float(np.sqrt(1.0 + 1.0 / k))
 
 
+def _below_and_tied(s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per truth value, how many of the K samples lie below it and how many equal it: its rank is
+    uniform on below..below + tied (the one tie rule of coverage and rank histogram)."""
+    return (s < t).sum(axis=0), (s == t).sum(axis=0)
+
+
 def interval_coverage(samples, truth, level: float = 0.68, axis=None) -> tuple[np.ndarray | float, float]:
     """(measured, nominal) coverage of the truth by the central order-statistic interval of K samples.
 
@@ -71,7 +77,7 @@ def interval_coverage(samples, truth, level: float = 0.68, axis=None) -> tuple[n
     s, t = _ensemble(samples, truth)
     k = s.shape[0]
     j = order_statistic_index(k, level)
-    below, ties = (s < t).sum(axis=0), (s == t).sum(axis=0)
+    below, ties = _below_and_tied(s, t)
     inside = np.clip(np.minimum(below + ties, k - j) - np.maximum(below, j) + 1, 0, None) / (ties + 1)
     measured = inside.mean() if axis is None else inside.mean(axis=axis)
     return (float(measured) if axis is None else measured), nominal_coverage(k, level)
@@ -84,8 +90,7 @@ def rank_histogram(samples, truth, seed: int = 0) -> np.ndarray:
     a calibrated ensemble; U-shaped: under-dispersed; dome: over-dispersed; sloped: biased.
     """
     s, t = _ensemble(samples, truth)
-    below = (s < t).sum(axis=0)
-    ties = (s == t).sum(axis=0)
+    below, ties = _below_and_tied(s, t)
     rng = np.random.default_rng(seed)
     ranks = below + np.floor(rng.random(t.shape) * (ties + 1)).astype(np.int64)
     return np.bincount(ranks.ravel(), minlength=s.shape[0] + 1)
